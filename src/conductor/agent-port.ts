@@ -1,0 +1,49 @@
+// The conductor's view of the on-host agent: start an operation, then poll it. The real
+// implementation (issue 4) queues commands for the agent API; the fake (src/drivers/fake/)
+// simulates them. Operations are keyed by an id the conductor chooses and persists in
+// status.stepState before starting, so a conductor that dies mid-step can poll the same
+// operation after restart instead of starting a second one.
+import type { HardwareDetails, Host, ImageSpec } from '../model/host.js';
+
+export type AgentOperationKind = 'inspect' | 'deploy' | 'clean';
+
+export interface DeployRequest {
+  image: ImageSpec;
+  /** Rendered config drive contents (openstack/latest/…); user data is secret and never logged. */
+  configDrive?: { metaData: Record<string, unknown>; userData?: string; networkData?: Record<string, unknown> };
+  rootDeviceHints?: Host['spec']['rootDeviceHints'];
+}
+
+export interface CleanRequest {
+  mode: 'metadata' | 'full';
+}
+
+export type AgentStartRequest =
+  | { kind: 'inspect' }
+  | { kind: 'deploy'; deploy: DeployRequest }
+  | { kind: 'clean'; clean: CleanRequest };
+
+export type AgentPoll =
+  | { state: 'running'; percent?: number; message?: string }
+  | { state: 'done'; inventory?: HardwareDetails; rootDevice?: string }
+  | { state: 'failed'; message: string };
+
+export interface AgentPort {
+  /**
+   * Starts `request` under `operationId` for `host`. Idempotent: starting an id that is already
+   * running or finished does nothing. Throws AgentUnavailable when the agent cannot be reached yet.
+   */
+  start(host: Host, operationId: string, request: AgentStartRequest): Promise<void>;
+  /** Reads progress. An id never started (e.g. lost with a rebooted agent) polls as failed. */
+  poll(host: Host, operationId: string): Promise<AgentPoll>;
+  /** Ends the host's agent session (revokes its boot token); safe to repeat. */
+  finish(host: Host): Promise<void>;
+}
+
+/** The agent has not booted or checked in yet: wait and poll again, it is not a failure. */
+export class AgentUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentUnavailable';
+  }
+}

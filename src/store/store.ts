@@ -1,0 +1,196 @@
+// The store contract: what the server and conductor may ask of the database. One
+// implementation (kysely-store.ts) serves SQLite (embedded default) and PostgreSQL.
+//
+// Rules every method keeps:
+// - Writes to a resource bump its resourceVersion by one and append a row to the change feed
+//   (for ?watch=true) in the same transaction.
+// - `replace` and `remove` take the resourceVersion the caller read; a mismatch throws
+//   IngotError INGOT_ERR_CONFLICT and changes nothing (optimistic concurrency).
+// - Inside `transaction(fn)`, everything fn does through its `tx` commits or rolls back together.
+/** Label and annotation maps, already validated by the model schemas. */
+export type Labels = Record<string, string>;
+export type Annotations = Record<string, string>;
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** A resource row as stored; the API layer turns it into the public envelope. */
+export interface StoredResource {
+  kind: string;
+  /** Empty string for platform-scoped resources. */
+  project: string;
+  name: string;
+  uid: string;
+  resourceVersion: number;
+  labels: Labels;
+  annotations: Annotations;
+  spec: Record<string, unknown>;
+  status: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+  deletionTimestamp?: string;
+}
+
+export interface ResourceKey {
+  kind: string;
+  /** Empty string (or absent) for platform-scoped resources. */
+  project?: string;
+  name: string;
+}
+
+export interface NewResource {
+  kind: string;
+  project?: string;
+  name: string;
+  labels?: Labels;
+  annotations?: Annotations;
+  spec: Record<string, unknown>;
+  status: Record<string, unknown>;
+}
+
+/** A label selector as in Kubernetes: `rack=r1,tier!=gold,gpu` (equality, inequality, existence). */
+export type LabelRequirement =
+  | { key: string; op: '='; value: string }
+  | { key: string; op: '!='; value: string }
+  | { key: string; op: 'exists' }
+  | { key: string; op: '!exists' };
+
+export interface ListOptions {
+  kind: string;
+  /** undefined: all projects; '' : platform scope only; a name: that project only. */
+  project?: string;
+  labelSelector?: LabelRequirement[];
+  /** Page size, 1..1000; default 500. */
+  limit?: number;
+  /** Opaque cursor from a previous page. */
+  continue?: string;
+}
+
+export interface ListPage {
+  items: StoredResource[];
+  continue?: string;
+}
+
+export type EventType = 'Normal' | 'Warning';
+
+export interface NewEvent {
+  kind: string;
+  project?: string;
+  name: string;
+  uid: string;
+  type: EventType;
+  /** CamelCase machine-readable reason, e.g. `StateChanged`, `PowerOn`, `RegistrationError`. */
+  reason: string;
+  message: string;
+  fromState?: string;
+  toState?: string;
+}
+
+export interface StoredEvent extends NewEvent {
+  id: number;
+  createdAt: string;
+}
+
+export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface Change {
+  /** Monotonic position in the change feed; SSE event ids and watch resumption use it. */
+  seq: number;
+  type: ChangeType;
+  object: StoredResource;
+}
+
+export interface Lease {
+  name: string;
+  holder: string;
+  purpose: string;
+  expiresAt: number;
+}
+
+export interface StoredToken {
+  id: string;
+  /** SHA-256 of the token, hex. The token itself is never stored. */
+  hash: string;
+  description: string;
+  roles: string[];
+  project: string;
+  /** 'api' for API tokens; 'agent' for one-boot agent tokens bound to `hostUid`. */
+  type: 'api' | 'agent';
+  hostUid: string;
+  expiresAt: number;
+  createdAt: string;
+  lastUsedAt?: string;
+  revokedAt?: string;
+}
+
+export interface SecretCiphertext {
+  /** uid of the Secret resource. */
+  uid: string;
+  version: number;
+  /** Identifies the key-encryption key, so rekeying can find rows under an old key. */
+  keyId: string;
+  ciphertext: Buffer;
+}
+
+export interface Store {
+  readonly dialect: Dialect;
+
+  /** Runs fn in one database transaction; nested calls join the outer transaction. */
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+
+  // Resources
+  get(key: ResourceKey): Promise<StoredResource | undefined>;
+  getByUid(uid: string): Promise<StoredResource | undefined>;
+  list(options: ListOptions): Promise<ListPage>;
+  count(kind: string, project?: string): Promise<number>;
+  /** Throws INGOT_ERR_ALREADY_EXISTS if the name is taken in that scope. */
+  create(resource: NewResource): Promise<StoredResource>;
+  /**
+   * Writes labels/annotations/spec/status/deletionTimestamp of `next` if the stored
+   * resourceVersion still equals `next.resourceVersion`; returns the row with the new version.
+   */
+  replace(next: StoredResource): Promise<StoredResource>;
+  /** Deletes the row if its version matches (or unconditionally when `resourceVersion` is omitted). */
+  remove(key: ResourceKey, resourceVersion?: number): Promise<void>;
+
+  // Host/resource events (the `ingot host events` timeline)
+  appendEvent(event: NewEvent): Promise<StoredEvent>;
+  listEvents(key: ResourceKey, options?: { afterId?: number; limit?: number }): Promise<StoredEvent[]>;
+
+  // Change feed, for watches
+  changesSince(seq: number, options: { kind: string; project?: string; limit?: number }): Promise<Change[]>;
+  latestChangeSeq(): Promise<number>;
+  /** In-process notification after a commit that appended changes (cross-process watchers poll). */
+  onCommittedChange(listener: () => void): () => void;
+
+  // Leases: one holder per name (e.g. `host/<uid>`) until expiry.
+  /** Takes or renews the lease if free, expired, or already ours; returns whether we hold it. */
+  acquireLease(name: string, holder: string, purpose: string, ttlMs: number, now: number): Promise<boolean>;
+  releaseLease(name: string, holder: string): Promise<void>;
+  getLease(name: string): Promise<Lease | undefined>;
+
+  // Secret values (ciphertext only: encryption happens above the store)
+  putSecretCiphertext(row: SecretCiphertext): Promise<void>;
+  getSecretCiphertext(uid: string): Promise<SecretCiphertext | undefined>;
+  listSecretCiphertexts(): Promise<SecretCiphertext[]>;
+  deleteSecretCiphertext(uid: string): Promise<void>;
+
+  // Tokens
+  createToken(token: StoredToken): Promise<void>;
+  findTokenByHash(hash: string): Promise<StoredToken | undefined>;
+  listTokens(): Promise<StoredToken[]>;
+  touchToken(id: string, at: string): Promise<void>;
+  revokeToken(id: string, at: string): Promise<void>;
+
+  // Settings: small key/value facts about this installation (e.g. bootstrap done).
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** `postgres://…` for PostgreSQL; otherwise a SQLite file path (`:memory:` for tests). */
+  database: string;
+  /** Log sink for migrations and slow queries; defaults to silent. */
+  log?: (message: string) => void;
+}
