@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['dist/**', 'node_modules/**'],
+    // Starts a throwaway PostgreSQL cluster (or uses INGOT_TEST_POSTGRES_URL) for the store tests.
+    globalSetup: ['test/support/global-setup.ts'],
     // Tests start real servers, databases and child processes: give them room, and keep
     // the 2-core CI machine from being oversubscribed.
     testTimeout: 60_000,

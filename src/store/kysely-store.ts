@@ -1,0 +1,758 @@
+// The one Store implementation, for SQLite (embedded default) and PostgreSQL (scale-out).
+// See store.ts for the contract; this file adds how it is kept:
+// - Every resource write and its change-feed row go through one transaction.
+// - Change rows are appended under a PostgreSQL transaction-level advisory lock, so their
+//   sequence numbers become visible in commit order: without it a watcher could read seq 12,
+//   move its cursor past 11 (assigned earlier, committed later) and never see 11. SQLite has
+//   one writer at a time, which gives the same order for free.
+// - Listings page by keyset on (name, project) with byte-wise collation on both dialects;
+//   label selectors are evaluated in SQL so every page except the last is full.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
+import { alreadyExists, conflict, IngotError, notFound, validationError } from '../model/errors.js';
+import type { Database, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
+import type {
+  Change,
+  ChangeType,
+  Dialect,
+  LabelRequirement,
+  Lease,
+  ListOptions,
+  ListPage,
+  NewEvent,
+  NewResource,
+  ResourceKey,
+  SecretCiphertext,
+  Store,
+  StoredEvent,
+  StoredResource,
+  StoredToken,
+} from './store.js';
+
+export const DEFAULT_LIST_LIMIT = 500;
+export const MAX_LIST_LIMIT = 1000;
+
+/**
+ * How much of the change feed is kept. A row goes when it is older than `maxAgeMs` or is not
+ * among the latest `maxRows` (the newest row always stays, so latestChangeSeq survives quiet
+ * periods). Each row carries a full object snapshot (a host with its inventory is a few KB),
+ * so 20,000 rows keep the table near 100 MB at worst; an hour covers any watcher that
+ * reconnects after a restart. A watcher that falls further behind must list again, as with
+ * Kubernetes' "410 Gone" (use oldestChangeSeq() to tell).
+ */
+export interface ChangeRetention {
+  maxRows: number;
+  maxAgeMs: number;
+}
+export const DEFAULT_CHANGE_RETENTION: ChangeRetention = { maxRows: 20_000, maxAgeMs: 60 * 60 * 1000 };
+/** Pruning runs after this many appended changes (per process), and once at open. */
+const PRUNE_EVERY_CHANGES = 1000;
+
+/** Arbitrary constant key for pg_advisory_xact_lock around change appends (see the file comment). */
+const CHANGE_FEED_LOCK_KEY = 0x1a907c4a;
+
+const MAX_EVENT_MESSAGE = 4096;
+const MAX_EVENT_REASON = 128;
+const MAX_CURSOR_LENGTH = 2048;
+
+export interface KyselyStoreOptions {
+  dialect: Dialect;
+  log?: (message: string) => void;
+  changeRetention?: ChangeRetention;
+  /** Called by close() after the Kysely instance is destroyed (e.g. to end a pg Pool). */
+  onClose?: () => Promise<void>;
+}
+
+interface SharedState {
+  readonly dialect: Dialect;
+  readonly root: Kysely<Database>;
+  readonly listeners: Set<() => void>;
+  readonly log: (message: string) => void;
+  readonly retention: ChangeRetention;
+  readonly onClose: (() => Promise<void>) | undefined;
+  changesSincePrune: number;
+  pruning: Promise<void> | undefined;
+  closed: boolean;
+}
+
+interface TransactionState {
+  readonly shared: SharedState;
+  open: boolean;
+  appendedChanges: number;
+  holdsChangeLock: boolean;
+}
+
+/**
+ * The transaction in progress in this async context. On SQLite, Kysely has one connection: a
+ * call on the root store from inside transaction(fn) would wait for that connection forever.
+ * Knowing the active transaction turns that hang into an error that says what to do.
+ */
+const activeTransaction = new AsyncLocalStorage<TransactionState>();
+
+export class KyselyStore implements Store {
+  readonly dialect: Dialect;
+  readonly #db: Kysely<Database>;
+  readonly #shared: SharedState;
+  readonly #tx: TransactionState | undefined;
+
+  /**
+   * `internal` is only for the store itself (transaction-bound stores); callers pass db and
+   * options. Migrations must already have run (openStore does that).
+   */
+  constructor(db: Kysely<Database>, options: KyselyStoreOptions, internal?: { shared: SharedState; tx: TransactionState }) {
+    this.dialect = options.dialect;
+    this.#db = db;
+    this.#shared = internal?.shared ?? {
+      dialect: options.dialect,
+      root: db,
+      listeners: new Set(),
+      log: options.log ?? (() => {}),
+      retention: options.changeRetention ?? DEFAULT_CHANGE_RETENTION,
+      onClose: options.onClose,
+      changesSincePrune: 0,
+      pruning: undefined,
+      closed: false,
+    };
+    this.#tx = internal?.tx;
+  }
+
+  // ---------------------------------------------------------------- transactions
+
+  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    this.#checkUsable();
+    // Nested calls join the outer transaction (no savepoints): if fn throws, the outermost
+    // transaction rolls back, as the contract in store.ts says.
+    if (this.#tx !== undefined) return fn(this);
+    const state: TransactionState = { shared: this.#shared, open: true, appendedChanges: 0, holdsChangeLock: false };
+    let result: T;
+    try {
+      result = await this.#db
+        .transaction()
+        .execute((trx) =>
+          activeTransaction.run(state, () => fn(new KyselyStore(trx, { dialect: this.dialect }, { shared: this.#shared, tx: state }))),
+        );
+    } finally {
+      state.open = false;
+    }
+    if (state.appendedChanges > 0) this.#afterCommit(state.appendedChanges);
+    return result;
+  }
+
+  onCommittedChange(listener: () => void): () => void {
+    this.#shared.listeners.add(listener);
+    return () => {
+      this.#shared.listeners.delete(listener);
+    };
+  }
+
+  #afterCommit(appended: number): void {
+    for (const listener of [...this.#shared.listeners]) {
+      try {
+        listener();
+      } catch (error) {
+        this.#shared.log(`change listener failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    this.#shared.changesSincePrune += appended;
+    if (this.#shared.changesSincePrune >= PRUNE_EVERY_CHANGES && this.#shared.pruning === undefined && !this.#shared.closed) {
+      this.#shared.changesSincePrune = 0;
+      this.#shared.pruning = this.pruneChanges()
+        .then(() => undefined)
+        .catch((error: unknown) => this.#shared.log(`pruning the change feed failed: ${error instanceof Error ? error.message : String(error)}`))
+        .finally(() => {
+          this.#shared.pruning = undefined;
+        });
+    }
+  }
+
+  #checkUsable(): void {
+    if (this.#shared.closed) throw new Error('the store is closed');
+    if (this.#tx !== undefined) {
+      if (!this.#tx.open) throw new Error('a transaction store was used after its transaction ended; use the store it came from');
+      return;
+    }
+    const active = activeTransaction.getStore();
+    if (this.dialect === 'sqlite' && active !== undefined && active.open && active.shared === this.#shared) {
+      throw new Error(
+        'the store was used directly inside its own transaction(fn); use the `tx` store passed to fn (on SQLite this call would wait for the transaction forever)',
+      );
+    }
+  }
+
+  /** Runs fn in the current transaction, or in a new one: a write and its change row commit together. */
+  #write<T>(fn: (tx: KyselyStore) => Promise<T>): Promise<T> {
+    this.#checkUsable();
+    if (this.#tx !== undefined) return fn(this);
+    return this.transaction((tx) => fn(tx as KyselyStore));
+  }
+
+  async #appendChange(type: ChangeType, object: StoredResource): Promise<void> {
+    const tx = this.#tx;
+    if (tx === undefined) throw new Error('internal: change appended outside a transaction');
+    if (this.dialect === 'postgres' && !tx.holdsChangeLock) {
+      await sql`select pg_advisory_xact_lock(${sql.lit(CHANGE_FEED_LOCK_KEY)})`.execute(this.#db);
+      tx.holdsChangeLock = true;
+    }
+    await this.#db
+      .insertInto('changes')
+      .values({
+        kind: object.kind,
+        project: object.project,
+        name: object.name,
+        type,
+        object: JSON.stringify(object),
+        created_at: nowIso(),
+      })
+      .execute();
+    tx.appendedChanges += 1;
+  }
+
+  // ---------------------------------------------------------------- resources
+
+  async get(key: ResourceKey): Promise<StoredResource | undefined> {
+    this.#checkUsable();
+    const row = await this.#db
+      .selectFrom('resources')
+      .selectAll()
+      .where('kind', '=', key.kind)
+      .where('project', '=', key.project ?? '')
+      .where('name', '=', key.name)
+      .executeTakeFirst();
+    return row === undefined ? undefined : rowToResource(row);
+  }
+
+  async getByUid(uid: string): Promise<StoredResource | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('resources').selectAll().where('uid', '=', uid).executeTakeFirst();
+    return row === undefined ? undefined : rowToResource(row);
+  }
+
+  async list(options: ListOptions): Promise<ListPage> {
+    this.#checkUsable();
+    const limit = checkLimit(options.limit, 'limit');
+    let query = this.#db.selectFrom('resources').selectAll().where('kind', '=', options.kind);
+    if (options.project !== undefined) query = query.where('project', '=', options.project);
+    if (options.continue !== undefined && options.continue !== '') {
+      const after = decodeCursor(options.continue);
+      query = query.where((eb) =>
+        eb.or([eb('name', '>', after.name), eb.and([eb('name', '=', after.name), eb('project', '>', after.project)])]),
+      );
+    }
+    for (const requirement of options.labelSelector ?? []) {
+      query = query.where(this.#labelCondition(requirement));
+    }
+    const rows = await query
+      .orderBy('name')
+      .orderBy('project')
+      .limit(limit + 1)
+      .execute();
+    const more = rows.length > limit;
+    const pageRows = more ? rows.slice(0, limit) : rows;
+    const page: ListPage = { items: pageRows.map(rowToResource) };
+    const last = pageRows[pageRows.length - 1];
+    if (more && last !== undefined) page.continue = encodeCursor({ project: last.project, name: last.name });
+    return page;
+  }
+
+  /** SQL for one label requirement; keys and values travel as parameters, never as SQL text. */
+  #labelCondition(requirement: LabelRequirement): RawBuilder<SqlBool> {
+    if (typeof requirement.key !== 'string' || requirement.key === '') {
+      throw validationError([{ field: 'labelSelector', message: 'a requirement has an empty key' }]);
+    }
+    const value =
+      this.dialect === 'postgres'
+        ? sql<string | null>`(${sql.ref('resources.labels')}::jsonb ->> cast(${requirement.key} as text))`
+        : sql<string | null>`(select je.value from json_each(${sql.ref('resources.labels')}) as je where je.key = ${requirement.key})`;
+    switch (requirement.op) {
+      case '=':
+        return sql<SqlBool>`${value} = ${requirement.value}`;
+      case '!=':
+        // Kubernetes semantics: `key!=value` also matches objects without the label.
+        return sql<SqlBool>`(${value} is null or ${value} <> ${requirement.value})`;
+      case 'exists':
+        return sql<SqlBool>`${value} is not null`;
+      case '!exists':
+        return sql<SqlBool>`${value} is null`;
+      default:
+        throw validationError([{ field: 'labelSelector', message: `unknown operator in requirement on "${String((requirement as { key: unknown }).key)}"` }]);
+    }
+  }
+
+  async count(kind: string, project?: string): Promise<number> {
+    this.#checkUsable();
+    let query = this.#db
+      .selectFrom('resources')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('kind', '=', kind);
+    if (project !== undefined) query = query.where('project', '=', project);
+    const row = await query.executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async create(resource: NewResource): Promise<StoredResource> {
+    checkKey(resource);
+    return this.#write(async (tx) => {
+      const now = nowIso();
+      const stored: StoredResource = {
+        kind: resource.kind,
+        project: resource.project ?? '',
+        name: resource.name,
+        uid: randomUUID(),
+        resourceVersion: 1,
+        labels: resource.labels ?? {},
+        annotations: resource.annotations ?? {},
+        spec: resource.spec,
+        status: resource.status,
+        createdAt: now,
+        updatedAt: now,
+      };
+      // ON CONFLICT DO NOTHING rather than catching a unique violation: on PostgreSQL a failed
+      // statement would poison the caller's surrounding transaction.
+      const inserted = await tx.#db
+        .insertInto('resources')
+        .values(resourceToRow(stored))
+        .onConflict((oc) => oc.columns(['kind', 'project', 'name']).doNothing())
+        .returning('uid')
+        .executeTakeFirst();
+      if (inserted === undefined) throw alreadyExists(stored.kind, stored.name);
+      await tx.#appendChange('ADDED', stored);
+      return stored;
+    });
+  }
+
+  async replace(next: StoredResource): Promise<StoredResource> {
+    checkKey(next);
+    checkVersion(next.resourceVersion);
+    return this.#write(async (tx) => {
+      const project = next.project ?? '';
+      const updated = await tx.#db
+        .updateTable('resources')
+        .set({
+          labels: JSON.stringify(next.labels ?? {}),
+          annotations: JSON.stringify(next.annotations ?? {}),
+          spec: JSON.stringify(next.spec ?? {}),
+          status: JSON.stringify(next.status ?? {}),
+          deletion_timestamp: next.deletionTimestamp ?? null,
+          resource_version: next.resourceVersion + 1,
+          updated_at: nowIso(),
+        })
+        .where('kind', '=', next.kind)
+        .where('project', '=', project)
+        .where('name', '=', next.name)
+        .where('uid', '=', next.uid)
+        .where('resource_version', '=', next.resourceVersion)
+        .returningAll()
+        .executeTakeFirst();
+      if (updated === undefined) {
+        const current = await tx.get({ kind: next.kind, project, name: next.name });
+        if (current === undefined) throw notFound(next.kind, next.name, project || undefined);
+        if (current.uid !== next.uid) throw recreated(next.kind, next.name);
+        throw conflict(next.kind, next.name, String(next.resourceVersion), String(current.resourceVersion));
+      }
+      const stored = rowToResource(updated);
+      await tx.#appendChange('MODIFIED', stored);
+      return stored;
+    });
+  }
+
+  async remove(key: ResourceKey, resourceVersion?: number): Promise<void> {
+    checkKey(key);
+    if (resourceVersion !== undefined) checkVersion(resourceVersion);
+    await this.#write(async (tx) => {
+      const project = key.project ?? '';
+      let query = tx.#db.deleteFrom('resources').where('kind', '=', key.kind).where('project', '=', project).where('name', '=', key.name);
+      if (resourceVersion !== undefined) query = query.where('resource_version', '=', resourceVersion);
+      const deleted = await query.returningAll().executeTakeFirst();
+      if (deleted === undefined) {
+        const current = await tx.get({ kind: key.kind, project, name: key.name });
+        if (current === undefined) throw notFound(key.kind, key.name, project || undefined);
+        throw conflict(key.kind, key.name, String(resourceVersion), String(current.resourceVersion));
+      }
+      await tx.#appendChange('DELETED', rowToResource(deleted));
+    });
+  }
+
+  // ---------------------------------------------------------------- events
+
+  async appendEvent(event: NewEvent): Promise<StoredEvent> {
+    this.#checkUsable();
+    const createdAt = nowIso();
+    const row = {
+      kind: event.kind,
+      project: event.project ?? '',
+      name: event.name,
+      uid: event.uid,
+      type: event.type,
+      reason: truncate(event.reason, MAX_EVENT_REASON),
+      message: truncate(event.message, MAX_EVENT_MESSAGE),
+      from_state: event.fromState ?? null,
+      to_state: event.toState ?? null,
+      created_at: createdAt,
+    };
+    const inserted = await this.#db.insertInto('events').values(row).returning('id').executeTakeFirstOrThrow();
+    return eventRowToEvent({ ...row, id: inserted.id });
+  }
+
+  async listEvents(key: ResourceKey, options: { afterId?: number; limit?: number } = {}): Promise<StoredEvent[]> {
+    this.#checkUsable();
+    const limit = checkLimit(options.limit, 'limit');
+    let query = this.#db
+      .selectFrom('events')
+      .selectAll()
+      .where('kind', '=', key.kind)
+      .where('project', '=', key.project ?? '')
+      .where('name', '=', key.name);
+    if (options.afterId !== undefined) query = query.where('id', '>', options.afterId);
+    const rows = await query.orderBy('id').limit(limit).execute();
+    return rows.map(eventRowToEvent);
+  }
+
+  // ---------------------------------------------------------------- change feed
+
+  async changesSince(seq: number, options: { kind: string; project?: string; limit?: number }): Promise<Change[]> {
+    this.#checkUsable();
+    const limit = checkLimit(options.limit, 'limit');
+    let query = this.#db.selectFrom('changes').select(['seq', 'type', 'object']).where('seq', '>', seq).where('kind', '=', options.kind);
+    if (options.project !== undefined) query = query.where('project', '=', options.project);
+    const rows = await query.orderBy('seq').limit(limit).execute();
+    return rows.map((row) => ({ seq: Number(row.seq), type: row.type as ChangeType, object: JSON.parse(row.object) as StoredResource }));
+  }
+
+  async latestChangeSeq(): Promise<number> {
+    this.#checkUsable();
+    const row = await this.#db
+      .selectFrom('changes')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
+    return Number(row?.seq ?? 0);
+  }
+
+  /**
+   * The oldest sequence number still in the feed (0 when empty). A watcher resuming from a
+   * seq below `oldestChangeSeq() - 1` has missed pruned changes and must list again.
+   * Not part of the Store contract (yet).
+   */
+  async oldestChangeSeq(): Promise<number> {
+    this.#checkUsable();
+    const row = await this.#db
+      .selectFrom('changes')
+      .select((eb) => eb.fn.min('seq').as('seq'))
+      .executeTakeFirst();
+    return Number(row?.seq ?? 0);
+  }
+
+  /** Deletes change rows beyond the retention (see ChangeRetention). Runs outside any transaction. */
+  async pruneChanges(now: number = Date.now()): Promise<number> {
+    if (this.#tx !== undefined) throw new Error('pruneChanges runs on the root store, not in a transaction');
+    const db = this.#shared.root;
+    const latest = await db
+      .selectFrom('changes')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
+    const latestSeq = Number(latest?.seq ?? 0);
+    if (latestSeq === 0) return 0;
+    const cutoff = new Date(now - this.#shared.retention.maxAgeMs).toISOString();
+    const result = await db
+      .deleteFrom('changes')
+      .where('seq', '<', latestSeq)
+      .where((eb) => eb.or([eb('seq', '<=', latestSeq - this.#shared.retention.maxRows), eb('created_at', '<', cutoff)]))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  async acquireLease(name: string, holder: string, purpose: string, ttlMs: number, now: number): Promise<boolean> {
+    this.#checkUsable();
+    if (name === '' || holder === '') throw new Error('acquireLease needs a lease name and a holder');
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new Error(`acquireLease: ttlMs must be a positive integer, not ${ttlMs}`);
+    if (!Number.isSafeInteger(now)) throw new Error(`acquireLease: now must be an integer of milliseconds, not ${now}`);
+    const expiresAt = now + ttlMs;
+    // One statement, so the database decides atomically: insert if free; otherwise take over
+    // only if the lease expired or is already ours. Under concurrency PostgreSQL serializes
+    // conflicting upserts on the primary key and re-evaluates the WHERE on the latest row.
+    const row = await this.#db
+      .insertInto('leases')
+      .values({ name, holder, purpose, expires_at: expiresAt })
+      .onConflict((oc) =>
+        oc
+          .column('name')
+          .doUpdateSet({ holder, purpose, expires_at: expiresAt })
+          .where((eb) => eb.or([eb('leases.expires_at', '<=', now), eb('leases.holder', '=', holder)])),
+      )
+      .returning('holder')
+      .executeTakeFirst();
+    return row !== undefined && row.holder === holder;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    this.#checkUsable();
+    await this.#db.deleteFrom('leases').where('name', '=', name).where('holder', '=', holder).execute();
+  }
+
+  async getLease(name: string): Promise<Lease | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('leases').selectAll().where('name', '=', name).executeTakeFirst();
+    return row === undefined ? undefined : { name: row.name, holder: row.holder, purpose: row.purpose, expiresAt: Number(row.expires_at) };
+  }
+
+  // ---------------------------------------------------------------- secret ciphertext
+
+  async putSecretCiphertext(row: SecretCiphertext): Promise<void> {
+    this.#checkUsable();
+    if (!Buffer.isBuffer(row.ciphertext)) throw new Error('putSecretCiphertext: ciphertext must be a Buffer');
+    checkVersion(row.version, 'version');
+    await this.#db
+      .insertInto('secret_data')
+      .values({ uid: row.uid, version: row.version, key_id: row.keyId, ciphertext: row.ciphertext })
+      .onConflict((oc) => oc.column('uid').doUpdateSet({ version: row.version, key_id: row.keyId, ciphertext: row.ciphertext }))
+      .execute();
+  }
+
+  async getSecretCiphertext(uid: string): Promise<SecretCiphertext | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('secret_data').selectAll().where('uid', '=', uid).executeTakeFirst();
+    return row === undefined ? undefined : secretRowToCiphertext(row);
+  }
+
+  async listSecretCiphertexts(): Promise<SecretCiphertext[]> {
+    this.#checkUsable();
+    const rows = await this.#db.selectFrom('secret_data').selectAll().orderBy('uid').execute();
+    return rows.map(secretRowToCiphertext);
+  }
+
+  async deleteSecretCiphertext(uid: string): Promise<void> {
+    this.#checkUsable();
+    await this.#db.deleteFrom('secret_data').where('uid', '=', uid).execute();
+  }
+
+  // ---------------------------------------------------------------- tokens
+
+  async createToken(token: StoredToken): Promise<void> {
+    this.#checkUsable();
+    if (!/^[0-9a-f]{64}$/.test(token.hash)) throw new Error('createToken: hash must be a SHA-256 digest in lower-case hex');
+    const inserted = await this.#db
+      .insertInto('tokens')
+      .values({
+        id: token.id,
+        hash: token.hash,
+        description: token.description,
+        roles: JSON.stringify(token.roles),
+        project: token.project,
+        type: token.type,
+        host_uid: token.hostUid,
+        expires_at: token.expiresAt,
+        created_at: token.createdAt,
+        last_used_at: token.lastUsedAt ?? null,
+        revoked_at: token.revokedAt ?? null,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted === undefined) throw alreadyExists('Token', token.id);
+  }
+
+  async findTokenByHash(hash: string): Promise<StoredToken | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    return row === undefined ? undefined : tokenRowToToken(row);
+  }
+
+  async listTokens(): Promise<StoredToken[]> {
+    this.#checkUsable();
+    const rows = await this.#db.selectFrom('tokens').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(tokenRowToToken);
+  }
+
+  async touchToken(id: string, at: string): Promise<void> {
+    this.#checkUsable();
+    await this.#db.updateTable('tokens').set({ last_used_at: at }).where('id', '=', id).execute();
+  }
+
+  async revokeToken(id: string, at: string): Promise<void> {
+    this.#checkUsable();
+    // The first revocation time is the one that counts; revoking twice changes nothing.
+    const result = await this.#db
+      .updateTable('tokens')
+      .set((eb) => ({ revoked_at: eb.fn.coalesce('revoked_at', eb.val(at)) }))
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) throw notFound('Token', id);
+  }
+
+  // ---------------------------------------------------------------- settings
+
+  async getSetting(key: string): Promise<string | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
+    return row?.value;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    this.#checkUsable();
+    await this.#db
+      .insertInto('settings')
+      .values({ key, value })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+      .execute();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async close(): Promise<void> {
+    if (this.#tx !== undefined) throw new Error('close() was called on a transaction store; close the store it came from');
+    if (this.#shared.closed) return;
+    this.#shared.closed = true;
+    if (this.#shared.pruning !== undefined) await this.#shared.pruning;
+    this.#shared.listeners.clear();
+    await this.#db.destroy();
+    if (this.#shared.onClose !== undefined) await this.#shared.onClose();
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function checkKey(key: { kind: string; name: string }): void {
+  const problems = [];
+  if (typeof key.kind !== 'string' || key.kind === '') problems.push({ field: 'kind', message: 'must be a non-empty string' });
+  if (typeof key.name !== 'string' || key.name === '') problems.push({ field: 'metadata.name', message: 'must be a non-empty string' });
+  if (problems.length > 0) throw validationError(problems);
+}
+
+function checkVersion(version: number, field = 'metadata.resourceVersion'): void {
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw validationError([{ field, message: `must be a non-negative integer, not ${String(version)}` }]);
+  }
+}
+
+function checkLimit(limit: number | undefined, field: string): number {
+  if (limit === undefined) return DEFAULT_LIST_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw validationError([{ field, message: `must be an integer from 1 to ${MAX_LIST_LIMIT}, not ${String(limit)}; page with \`continue\` for more` }]);
+  }
+  return limit;
+}
+
+function recreated(kind: string, name: string): IngotError {
+  return new IngotError(
+    'INGOT_ERR_CONFLICT',
+    `${kind} "${name}" was deleted and created again since you read it; read it again and reapply your change`,
+  );
+}
+
+interface Cursor {
+  project: string;
+  name: string;
+}
+
+function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify([cursor.project, cursor.name]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(text: string): Cursor {
+  const invalid = () =>
+    validationError([{ field: 'continue', message: 'is not a cursor this server handed out; pass the `continue` value of the previous page unchanged, or omit it to start over' }]);
+  if (text.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(text)) throw invalid();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid();
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || typeof parsed[1] !== 'string') throw invalid();
+  return { project: parsed[0], name: parsed[1] };
+}
+
+function resourceToRow(resource: StoredResource): ResourcesTable {
+  return {
+    kind: resource.kind,
+    project: resource.project,
+    name: resource.name,
+    uid: resource.uid,
+    resource_version: resource.resourceVersion,
+    labels: JSON.stringify(resource.labels),
+    annotations: JSON.stringify(resource.annotations),
+    spec: JSON.stringify(resource.spec),
+    status: JSON.stringify(resource.status),
+    created_at: resource.createdAt,
+    updated_at: resource.updatedAt,
+    deletion_timestamp: resource.deletionTimestamp ?? null,
+  };
+}
+
+function rowToResource(row: Selectable<ResourcesTable>): StoredResource {
+  const resource: StoredResource = {
+    kind: row.kind,
+    project: row.project,
+    name: row.name,
+    uid: row.uid,
+    resourceVersion: Number(row.resource_version),
+    labels: JSON.parse(row.labels) as StoredResource['labels'],
+    annotations: JSON.parse(row.annotations) as StoredResource['annotations'],
+    spec: JSON.parse(row.spec) as StoredResource['spec'],
+    status: JSON.parse(row.status) as StoredResource['status'],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+  if (row.deletion_timestamp !== null) resource.deletionTimestamp = row.deletion_timestamp;
+  return resource;
+}
+
+function eventRowToEvent(row: {
+  id: number | string;
+  kind: string;
+  project: string;
+  name: string;
+  uid: string;
+  type: string;
+  reason: string;
+  message: string;
+  from_state: string | null;
+  to_state: string | null;
+  created_at: string;
+}): StoredEvent {
+  const event: StoredEvent = {
+    id: Number(row.id),
+    kind: row.kind,
+    project: row.project,
+    name: row.name,
+    uid: row.uid,
+    type: row.type as StoredEvent['type'],
+    reason: row.reason,
+    message: row.message,
+    createdAt: row.created_at,
+  };
+  if (row.from_state !== null) event.fromState = row.from_state;
+  if (row.to_state !== null) event.toState = row.to_state;
+  return event;
+}
+
+function secretRowToCiphertext(row: Selectable<SecretDataTable>): SecretCiphertext {
+  return { uid: row.uid, version: Number(row.version), keyId: row.key_id, ciphertext: Buffer.from(row.ciphertext) };
+}
+
+function tokenRowToToken(row: Selectable<TokensTable>): StoredToken {
+  const token: StoredToken = {
+    id: row.id,
+    hash: row.hash,
+    description: row.description,
+    roles: JSON.parse(row.roles) as string[],
+    project: row.project,
+    type: row.type as StoredToken['type'],
+    hostUid: row.host_uid,
+    expiresAt: Number(row.expires_at),
+    createdAt: row.created_at,
+  };
+  if (row.last_used_at !== null) token.lastUsedAt = row.last_used_at;
+  if (row.revoked_at !== null) token.revokedAt = row.revoked_at;
+  return token;
+}

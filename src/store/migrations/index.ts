@@ -1,0 +1,39 @@
+// Migrations ship inside the compiled code (no files read at run time): a static provider
+// hands Kysely's Migrator an ordered map of named migrations. Names sort in the order they
+// run; never rename or edit one that has been released, add a new one instead.
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Dialect } from '../store.js';
+import { initialMigration } from './0001-initial.js';
+
+export function migrationsFor(dialect: Dialect): Record<string, Migration> {
+  return {
+    '0001-initial': initialMigration(dialect),
+  };
+}
+
+export class StaticMigrationProvider implements MigrationProvider {
+  readonly #migrations: Record<string, Migration>;
+  constructor(migrations: Record<string, Migration>) {
+    this.#migrations = migrations;
+  }
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return this.#migrations;
+  }
+}
+
+/**
+ * Brings the schema up to date. On PostgreSQL, Kysely holds an advisory lock while it
+ * migrates, so several servers starting at once migrate exactly once.
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, log: (message: string) => void): Promise<void> {
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider(migrationsFor(dialect)) });
+  const { error, results } = await migrator.migrateToLatest();
+  for (const result of results ?? []) {
+    if (result.status === 'Success') log(`database migration ${result.migrationName} applied`);
+    else if (result.status === 'Error') log(`database migration ${result.migrationName} failed`);
+  }
+  if (error !== undefined) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`database migration failed: ${reason}`, { cause: error });
+  }
+}

@@ -1,0 +1,89 @@
+// Row types of the database, as Kysely sees them. JSON columns are TEXT on both dialects so
+// one code path reads and writes them; PostgreSQL casts to jsonb where a query needs it.
+import type { Generated } from 'kysely';
+
+/** PostgreSQL's bigint and bigserial come back from `pg` as strings; SQLite gives numbers. */
+export type BigIntColumn = number | string;
+
+export interface ResourcesTable {
+  kind: string;
+  /** '' for platform-scoped resources. */
+  project: string;
+  name: string;
+  uid: string;
+  resource_version: number;
+  labels: string;
+  annotations: string;
+  spec: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+  deletion_timestamp: string | null;
+}
+
+export interface EventsTable {
+  id: Generated<BigIntColumn>;
+  kind: string;
+  project: string;
+  name: string;
+  uid: string;
+  type: string;
+  reason: string;
+  message: string;
+  from_state: string | null;
+  to_state: string | null;
+  created_at: string;
+}
+
+export interface ChangesTable {
+  seq: Generated<BigIntColumn>;
+  kind: string;
+  project: string;
+  name: string;
+  type: string;
+  object: string;
+  created_at: string;
+}
+
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  purpose: string;
+  expires_at: BigIntColumn;
+}
+
+export interface SecretDataTable {
+  uid: string;
+  version: number;
+  key_id: string;
+  ciphertext: Buffer;
+}
+
+export interface TokensTable {
+  id: string;
+  hash: string;
+  description: string;
+  roles: string;
+  project: string;
+  type: string;
+  host_uid: string;
+  expires_at: BigIntColumn;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  resources: ResourcesTable;
+  events: EventsTable;
+  changes: ChangesTable;
+  leases: LeasesTable;
+  secret_data: SecretDataTable;
+  tokens: TokensTable;
+  settings: SettingsTable;
+}

@@ -1,0 +1,527 @@
+// One suite every Store implementation must pass (SQLite and PostgreSQL call it), in the
+// manner of Hono's router/common.case.test.ts.
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { IngotError } from '../model/errors.js';
+import { matchesLabels, type LabelRequirement } from '../model/label-selector.js';
+import type { NewResource, Store, StoredResource, StoredToken } from './store.js';
+
+/** A fresh, empty database; open() may be called more than once for separate Store instances on it. */
+export interface ContractDatabase {
+  open(): Promise<Store>;
+  /** Removes the database after the test (optional). */
+  dispose?(): Promise<void>;
+}
+
+async function expectIngotError(promise: Promise<unknown>, code: IngotError['code'], field?: string): Promise<IngotError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, `expected ${code}`).toBeInstanceOf(IngotError);
+  const error = caught as IngotError;
+  expect(error.code).toBe(code);
+  if (field !== undefined) expect(error.details.map((d) => d.field)).toContain(field);
+  return error;
+}
+
+function host(name: string, labels: Record<string, string> = {}, extra: Partial<NewResource> = {}): NewResource {
+  return { kind: 'Host', name, labels, spec: { online: true }, status: { provisioning: { state: 'registering' } }, ...extra };
+}
+
+function token(id: string, hashDigit: string, extra: Partial<StoredToken> = {}): StoredToken {
+  return {
+    id,
+    hash: hashDigit.repeat(64),
+    description: `token ${id}`,
+    roles: ['platform-admin'],
+    project: '',
+    type: 'api',
+    hostUid: '',
+    expiresAt: 1_900_000_000_000,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    ...extra,
+  };
+}
+
+async function listAll(store: Store, kind: string, limit: number, labelSelector?: LabelRequirement[], project?: string) {
+  const pages: StoredResource[][] = [];
+  let cursor: string | undefined;
+  for (let guard = 0; guard < 10_000; guard++) {
+    const page = await store.list({ kind, limit, ...(labelSelector ? { labelSelector } : {}), ...(cursor ? { continue: cursor } : {}), ...(project !== undefined ? { project } : {}) });
+    pages.push(page.items);
+    if (page.continue === undefined) return pages;
+    cursor = page.continue;
+  }
+  throw new Error('pagination did not end');
+}
+
+const byteOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+export function runStoreContract(name: string, freshDatabase: () => Promise<ContractDatabase>): void {
+  describe(`Store contract: ${name}`, () => {
+    let database: ContractDatabase;
+    let opened: Store[];
+    let store: Store;
+
+    /** Another Store instance on the same database (as a second server process would have). */
+    async function peer(): Promise<Store> {
+      const other = await database.open();
+      opened.push(other);
+      return other;
+    }
+
+    beforeEach(async () => {
+      database = await freshDatabase();
+      opened = [];
+      store = await peer();
+    });
+
+    afterEach(async () => {
+      for (const s of opened) await s.close();
+      await database.dispose?.();
+    });
+
+    describe('resources', () => {
+      it('creates a resource with uid, version 1 and timestamps, and reads it back by key and uid', async () => {
+        const created = await store.create(host('r1-n01', { rack: 'r1' }, { annotations: { note: 'hi' } }));
+        expect(created.resourceVersion).toBe(1);
+        expect(created.uid).toMatch(/^[0-9a-f-]{36}$/);
+        expect(created.project).toBe('');
+        expect(created.createdAt).toBe(created.updatedAt);
+        expect(Number.isNaN(Date.parse(created.createdAt))).toBe(false);
+        expect(created.deletionTimestamp).toBeUndefined();
+        expect(await store.get({ kind: 'Host', name: 'r1-n01' })).toEqual(created);
+        expect(await store.get({ kind: 'Host', project: '', name: 'r1-n01' })).toEqual(created);
+        expect(await store.getByUid(created.uid)).toEqual(created);
+        expect(await store.get({ kind: 'Host', name: 'r1-n02' })).toBeUndefined();
+        expect(await store.get({ kind: 'Claim', name: 'r1-n01' })).toBeUndefined();
+        expect(await store.getByUid('00000000-0000-0000-0000-000000000000')).toBeUndefined();
+      });
+
+      it('refuses a second resource with the same kind, project and name', async () => {
+        await store.create(host('n1'));
+        const error = await expectIngotError(store.create(host('n1')), 'INGOT_ERR_ALREADY_EXISTS');
+        expect(error.message).toContain('n1');
+        // Same name elsewhere is fine.
+        await store.create({ kind: 'Claim', project: 'team-a', name: 'n1', spec: {}, status: {} });
+        await store.create({ kind: 'Claim', project: 'team-b', name: 'n1', spec: {}, status: {} });
+        await store.create({ kind: 'Secret', name: 'n1', spec: {}, status: {} });
+        expect(await store.count('Host')).toBe(1);
+        expect(await store.count('Claim')).toBe(2);
+        expect(await store.count('Claim', 'team-a')).toBe(1);
+        expect(await store.count('Claim', '')).toBe(0);
+      });
+
+      it('replaces with optimistic concurrency: bumps the version, refuses a stale one', async () => {
+        const created = await store.create(host('n1', { rack: 'r1' }));
+        const next = { ...created, labels: { rack: 'r2' }, status: { provisioning: { state: 'inspecting' } } };
+        const replaced = await store.replace(next);
+        expect(replaced.resourceVersion).toBe(2);
+        expect(replaced.labels).toEqual({ rack: 'r2' });
+        expect(replaced.status).toEqual({ provisioning: { state: 'inspecting' } });
+        expect(replaced.uid).toBe(created.uid);
+        expect(replaced.createdAt).toBe(created.createdAt);
+        expect(replaced.updatedAt >= created.updatedAt).toBe(true);
+        expect(await store.get({ kind: 'Host', name: 'n1' })).toEqual(replaced);
+
+        // Writing from the old read (version 1) is a conflict and changes nothing.
+        const error = await expectIngotError(store.replace({ ...created, labels: { rack: 'r9' } }), 'INGOT_ERR_CONFLICT');
+        expect(error.message).toContain('resourceVersion 2, not 1');
+        expect((await store.get({ kind: 'Host', name: 'n1' }))?.labels).toEqual({ rack: 'r2' });
+      });
+
+      it('round-trips deletionTimestamp through replace, and clears it again', async () => {
+        const created = await store.create(host('n1'));
+        const marked = await store.replace({ ...created, deletionTimestamp: '2026-02-03T04:05:06.000Z' });
+        expect(marked.deletionTimestamp).toBe('2026-02-03T04:05:06.000Z');
+        expect((await store.get({ kind: 'Host', name: 'n1' }))?.deletionTimestamp).toBe('2026-02-03T04:05:06.000Z');
+        const { deletionTimestamp: _dropped, ...unmarked } = marked;
+        const cleared = await store.replace(unmarked);
+        expect(cleared.deletionTimestamp).toBeUndefined();
+      });
+
+      it('replace of a missing resource is not-found; of a re-created one is a conflict', async () => {
+        const created = await store.create(host('n1'));
+        await expectIngotError(store.replace({ ...created, name: 'missing' }), 'INGOT_ERR_NOT_FOUND');
+        await store.remove({ kind: 'Host', name: 'n1' });
+        const again = await store.create(host('n1'));
+        expect(again.resourceVersion).toBe(1);
+        const error = await expectIngotError(store.replace(created), 'INGOT_ERR_CONFLICT');
+        expect(error.message).toContain('created again');
+        expect((await store.get({ kind: 'Host', name: 'n1' }))?.uid).toBe(again.uid);
+      });
+
+      it('removes with and without a version check', async () => {
+        const a = await store.create(host('a'));
+        await store.create(host('b'));
+        await expectIngotError(store.remove({ kind: 'Host', name: 'a' }, 7), 'INGOT_ERR_CONFLICT');
+        expect(await store.get({ kind: 'Host', name: 'a' })).toBeDefined();
+        await store.remove({ kind: 'Host', name: 'a' }, a.resourceVersion);
+        expect(await store.get({ kind: 'Host', name: 'a' })).toBeUndefined();
+        await store.remove({ kind: 'Host', name: 'b' });
+        expect(await store.count('Host')).toBe(0);
+        await expectIngotError(store.remove({ kind: 'Host', name: 'b' }), 'INGOT_ERR_NOT_FOUND');
+        await expectIngotError(store.remove({ kind: 'Host', project: 'p', name: 'a' }, 1), 'INGOT_ERR_NOT_FOUND');
+      });
+
+      it('keeps JSON spec and status exactly, including nesting, unicode and numbers', async () => {
+        const spec = { a: [1, 2.5, { b: null }], text: 'ünïcødé ✓ "quoted" \\ back', big: 9007199254740991, nested: { deep: { deeper: true } } };
+        const created = await store.create({ kind: 'Thing', name: 'x', spec, status: { list: [] } });
+        expect((await store.get({ kind: 'Thing', name: 'x' }))?.spec).toEqual(spec);
+        expect(created.spec).toEqual(spec);
+      });
+    });
+
+    describe('list', () => {
+      it('orders by name then project, and filters by project', async () => {
+        for (const [project, n] of [['team-b', 'b'], ['', 'b'], ['team-a', 'b'], ['team-a', 'a'], ['', 'c'], ['team-b', 'a-1']] as const) {
+          await store.create({ kind: 'Claim', project, name: n, spec: {}, status: {} });
+        }
+        await store.create({ kind: 'Other', name: 'a', spec: {}, status: {} });
+        const all = await store.list({ kind: 'Claim' });
+        expect(all.items.map((r) => `${r.name}/${r.project}`)).toEqual(['a/team-a', 'a-1/team-b', 'b/', 'b/team-a', 'b/team-b', 'c/']);
+        expect(all.continue).toBeUndefined();
+        expect((await store.list({ kind: 'Claim', project: '' })).items.map((r) => r.name)).toEqual(['b', 'c']);
+        expect((await store.list({ kind: 'Claim', project: 'team-a' })).items.map((r) => r.name)).toEqual(['a', 'b']);
+        expect((await store.list({ kind: 'Claim', project: 'nobody' })).items).toEqual([]);
+      });
+
+      it('pages with an opaque cursor; every page but the last is full', async () => {
+        const names = Array.from({ length: 23 }, (_, i) => `h${String(i).padStart(2, '0')}`);
+        for (const n of [...names].reverse()) await store.create(host(n));
+        const pages = await listAll(store, 'Host', 5);
+        expect(pages.map((p) => p.length)).toEqual([5, 5, 5, 5, 3]);
+        expect(pages.flat().map((r) => r.name)).toEqual(names);
+        // An exact multiple ends without an empty trailing page.
+        const exact = await listAll(store, 'Host', 23);
+        expect(exact.map((p) => p.length)).toEqual([23]);
+      });
+
+      it('applies label selectors in the query, keeping pages full across pages', async () => {
+        for (let i = 0; i < 40; i++) {
+          const labels: Record<string, string> = { rack: `r${i % 3}` };
+          if (i % 4 === 0) labels.gpu = 'true';
+          if (i % 5 === 0) labels['ingot.dev/tier'] = i % 10 === 0 ? 'gold' : 'silver';
+          await store.create(host(`h${String(i).padStart(2, '0')}`, labels));
+        }
+        const everything = (await store.list({ kind: 'Host', limit: 1000 })).items;
+        const selectors: LabelRequirement[][] = [
+          [{ key: 'rack', op: '=', value: 'r1' }],
+          [{ key: 'rack', op: '!=', value: 'r1' }],
+          [{ key: 'gpu', op: 'exists' }],
+          [{ key: 'gpu', op: '!exists' }],
+          [{ key: 'ingot.dev/tier', op: '!=', value: 'gold' }, { key: 'rack', op: '=', value: 'r0' }],
+          [{ key: 'ingot.dev/tier', op: '=', value: 'gold' }, { key: 'gpu', op: 'exists' }],
+          [{ key: 'missing', op: '=', value: '' }],
+        ];
+        for (const selector of selectors) {
+          const expected = everything.filter((r) => matchesLabels(r.labels, selector)).map((r) => r.name);
+          const pages = await listAll(store, 'Host', 3, selector);
+          expect(pages.flat().map((r) => r.name), JSON.stringify(selector)).toEqual(expected);
+          for (const page of pages.slice(0, -1)) expect(page.length).toBe(3);
+        }
+        expect(everything.filter((r) => matchesLabels(r.labels, [{ key: 'rack', op: '=', value: 'r1' }])).length).toBe(13);
+      });
+
+      it('property: paging with any page size and selector returns each matching row exactly once, in order', async () => {
+        const racks = ['r0', 'r1', 'r2'];
+        for (let i = 0; i < 30; i++) {
+          const labels: Record<string, string> = { rack: racks[i % 3] as string };
+          if (i % 2 === 0) labels.even = '';
+          await store.create({ kind: 'Host', project: i % 4 === 0 ? 'p' : '', name: `n${(i * 7) % 30}`, labels, spec: {}, status: {} });
+        }
+        const everything = (await store.list({ kind: 'Host', limit: 1000 })).items;
+        expect(everything).toHaveLength(30);
+        const requirement = fc.oneof(
+          fc.record({ key: fc.constantFrom('rack', 'even', 'none'), op: fc.constant('=' as const), value: fc.constantFrom('r0', 'r1', 'r2', '') }),
+          fc.record({ key: fc.constantFrom('rack', 'even', 'none'), op: fc.constant('!=' as const), value: fc.constantFrom('r0', 'r1', '') }),
+          fc.record({ key: fc.constantFrom('rack', 'even', 'none'), op: fc.constantFrom('exists' as const, '!exists' as const) }),
+        );
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 1, max: 12 }), fc.array(requirement, { maxLength: 3 }), async (limit, selector) => {
+            const pages = await listAll(store, 'Host', limit, selector as LabelRequirement[]);
+            const got = pages.flat().map((r) => `${r.name}/${r.project}`);
+            const expected = everything.filter((r) => matchesLabels(r.labels, selector as LabelRequirement[])).map((r) => `${r.name}/${r.project}`);
+            expect(got).toEqual(expected);
+            for (const page of pages.slice(0, -1)) expect(page.length).toBe(limit);
+          }),
+          { numRuns: 30 },
+        );
+        const ordered = everything.map((r) => r.name);
+        expect([...ordered].sort(byteOrder)).toEqual(ordered);
+      });
+
+      it('rejects out-of-range limits and foreign cursors with a validation error naming the field', async () => {
+        await store.create(host('a'));
+        for (const limit of [0, -1, 1001, 1.5, Number.NaN]) {
+          await expectIngotError(store.list({ kind: 'Host', limit }), 'INGOT_ERR_VALIDATION', 'limit');
+        }
+        expect((await store.list({ kind: 'Host', limit: 1000 })).items).toHaveLength(1);
+        for (const cursor of ['not a cursor!', Buffer.from('{"x":1}').toString('base64url'), 'abc', 'x'.repeat(5000)]) {
+          await expectIngotError(store.list({ kind: 'Host', continue: cursor }), 'INGOT_ERR_VALIDATION', 'continue');
+        }
+      });
+
+      it('treats selector keys and values as data, not SQL', async () => {
+        await store.create(host('a', { rack: 'r1' }));
+        const hostile: LabelRequirement[] = [{ key: "rack') or 1=1 --", op: '!exists' }, { key: 'x"; drop table resources; --', op: '!=', value: "' or '1'='1" }];
+        expect((await store.list({ kind: 'Host', labelSelector: hostile })).items.map((r) => r.name)).toEqual(['a']);
+        expect((await store.list({ kind: 'Host', labelSelector: [{ key: "rack' or '1'='1", op: 'exists' }] })).items).toEqual([]);
+        expect(await store.count('Host')).toBe(1);
+      });
+    });
+
+    describe('change feed and transactions', () => {
+      it('records ADDED, MODIFIED and DELETED in order, with the object as written', async () => {
+        const start = await store.latestChangeSeq();
+        const a = await store.create(host('a'));
+        const a2 = await store.replace({ ...a, labels: { x: 'y' } });
+        await store.create({ kind: 'Claim', project: 'p', name: 'c', spec: {}, status: {} });
+        await store.remove({ kind: 'Host', name: 'a' });
+        const changes = await store.changesSince(start, { kind: 'Host' });
+        expect(changes.map((c) => c.type)).toEqual(['ADDED', 'MODIFIED', 'DELETED']);
+        expect(changes[0]?.object).toEqual(a);
+        expect(changes[1]?.object).toEqual(a2);
+        expect(changes[2]?.object).toEqual(a2);
+        const seqs = changes.map((c) => c.seq);
+        expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
+        expect(new Set(seqs).size).toBe(3);
+        expect(await store.latestChangeSeq()).toBe(seqs[2]);
+
+        const claims = await store.changesSince(start, { kind: 'Claim', project: 'p' });
+        expect(claims.map((c) => [c.type, c.object.name])).toEqual([['ADDED', 'c']]);
+        expect(await store.changesSince(start, { kind: 'Claim', project: 'q' })).toEqual([]);
+        expect(await store.changesSince(seqs[0] as number, { kind: 'Host' })).toHaveLength(2);
+        expect(await store.changesSince(start, { kind: 'Host', limit: 1 })).toHaveLength(1);
+        // Failed writes add nothing.
+        await expectIngotError(store.create(host('b')).then(() => store.create(host('b'))), 'INGOT_ERR_ALREADY_EXISTS');
+        expect((await store.changesSince(start, { kind: 'Host' })).map((c) => c.type)).toEqual(['ADDED', 'MODIFIED', 'DELETED', 'ADDED']);
+      });
+
+      it('notifies listeners after a commit, never before it and never on rollback', async () => {
+        let notified = 0;
+        const unsubscribe = store.onCommittedChange(() => {
+          notified += 1;
+        });
+        await store.create(host('solo'));
+        expect(notified).toBe(1);
+
+        await store.transaction(async (tx) => {
+          await tx.create(host('t1'));
+          await tx.create(host('t2'));
+          expect(notified).toBe(1);
+        });
+        expect(notified).toBe(2);
+
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.create(host('rolled-back'));
+            throw new Error('boom');
+          }),
+        ).rejects.toThrow('boom');
+        expect(notified).toBe(2);
+
+        // A transaction that writes no resources appends no change and notifies no one.
+        await store.transaction(async (tx) => {
+          await tx.setSetting('k', 'v');
+        });
+        expect(notified).toBe(2);
+
+        unsubscribe();
+        await store.create(host('after'));
+        expect(notified).toBe(2);
+      });
+
+      it('rolls back everything a failed transaction did', async () => {
+        const existing = await store.create(host('keep'));
+        const before = await store.latestChangeSeq();
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.create(host('new'));
+            await tx.replace({ ...existing, labels: { changed: 'yes' } });
+            await tx.appendEvent({ kind: 'Host', name: 'keep', uid: existing.uid, type: 'Normal', reason: 'Test', message: 'm' });
+            await tx.setSetting('setting', 'x');
+            await tx.createToken(token('t1', 'a'));
+            await tx.putSecretCiphertext({ uid: 'u1', version: 1, keyId: 'k', ciphertext: Buffer.from([1, 2, 3]) });
+            await tx.acquireLease('host/keep', 'me', 'test', 1000, 1);
+            throw new Error('abort');
+          }),
+        ).rejects.toThrow('abort');
+        expect(await store.get({ kind: 'Host', name: 'new' })).toBeUndefined();
+        expect(await store.get({ kind: 'Host', name: 'keep' })).toEqual(existing);
+        expect(await store.listEvents({ kind: 'Host', name: 'keep' })).toEqual([]);
+        expect(await store.getSetting('setting')).toBeUndefined();
+        expect(await store.listTokens()).toEqual([]);
+        expect(await store.getSecretCiphertext('u1')).toBeUndefined();
+        expect(await store.getLease('host/keep')).toBeUndefined();
+        expect(await store.latestChangeSeq()).toBe(before);
+      });
+
+      it('commits a transaction and sees its own writes inside it; nested calls join the outer one', async () => {
+        const result = await store.transaction(async (tx) => {
+          const a = await tx.create(host('a'));
+          expect(await tx.get({ kind: 'Host', name: 'a' })).toEqual(a);
+          const inner = await tx.transaction(async (tx2) => {
+            await tx2.create(host('b'));
+            return 'inner-result';
+          });
+          return inner;
+        });
+        expect(result).toBe('inner-result');
+        expect(await store.count('Host')).toBe(2);
+
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.transaction(async (tx2) => {
+              await tx2.create(host('c'));
+            });
+            throw new Error('outer fails');
+          }),
+        ).rejects.toThrow('outer fails');
+        expect(await store.get({ kind: 'Host', name: 'c' })).toBeUndefined();
+      });
+
+      it('refuses a transaction store used after its transaction ended', async () => {
+        let leaked: Store | undefined;
+        await store.transaction(async (tx) => {
+          leaked = tx;
+        });
+        await expect((leaked as Store).get({ kind: 'Host', name: 'a' })).rejects.toThrow(/after its transaction ended/);
+      });
+
+      it('lets a second store instance see committed changes (cross-process watchers poll)', async () => {
+        const other = await peer();
+        const start = await other.latestChangeSeq();
+        await store.create(host('a'));
+        expect((await other.changesSince(start, { kind: 'Host' })).map((c) => c.object.name)).toEqual(['a']);
+        expect(await other.get({ kind: 'Host', name: 'a' })).toBeDefined();
+      });
+    });
+
+    describe('events', () => {
+      it('appends events and lists them oldest first, with afterId and limit', async () => {
+        const h = await store.create(host('h'));
+        const first = await store.appendEvent({ kind: 'Host', name: 'h', uid: h.uid, type: 'Normal', reason: 'StateChanged', message: 'registering -> inspecting', fromState: 'registering', toState: 'inspecting' });
+        const second = await store.appendEvent({ kind: 'Host', name: 'h', uid: h.uid, type: 'Warning', reason: 'PowerFailed', message: 'BMC said no' });
+        await store.appendEvent({ kind: 'Host', project: 'p', name: 'h', uid: 'other', type: 'Normal', reason: 'Elsewhere', message: '' });
+        expect(second.id).toBeGreaterThan(first.id);
+        expect(first).toMatchObject({ kind: 'Host', project: '', name: 'h', uid: h.uid, type: 'Normal', reason: 'StateChanged', fromState: 'registering', toState: 'inspecting' });
+        expect(second.fromState).toBeUndefined();
+        const listed = await store.listEvents({ kind: 'Host', name: 'h' });
+        expect(listed).toEqual([first, second]);
+        expect(await store.listEvents({ kind: 'Host', name: 'h' }, { afterId: first.id })).toEqual([second]);
+        expect(await store.listEvents({ kind: 'Host', name: 'h' }, { limit: 1 })).toEqual([first]);
+        expect((await store.listEvents({ kind: 'Host', project: 'p', name: 'h' })).map((e) => e.reason)).toEqual(['Elsewhere']);
+        await expectIngotError(store.listEvents({ kind: 'Host', name: 'h' }, { limit: 5000 }), 'INGOT_ERR_VALIDATION', 'limit');
+      });
+
+      it('bounds the size of an event message', async () => {
+        const event = await store.appendEvent({ kind: 'Host', name: 'h', uid: 'u', type: 'Warning', reason: 'Big', message: 'x'.repeat(100_000) });
+        expect(event.message.length).toBeLessThanOrEqual(4096);
+        expect((await store.listEvents({ kind: 'Host', name: 'h' }))[0]?.message).toBe(event.message);
+      });
+    });
+
+    describe('leases', () => {
+      it('grants a free lease, refuses others until it expires, renews for the holder', async () => {
+        expect(await store.acquireLease('host/1', 'conductor-a', 'provision', 1000, 10_000)).toBe(true);
+        expect(await store.getLease('host/1')).toEqual({ name: 'host/1', holder: 'conductor-a', purpose: 'provision', expiresAt: 11_000 });
+        expect(await store.acquireLease('host/1', 'conductor-b', 'inspect', 1000, 10_500)).toBe(false);
+        expect((await store.getLease('host/1'))?.holder).toBe('conductor-a');
+        // Renewal by the holder extends the expiry.
+        expect(await store.acquireLease('host/1', 'conductor-a', 'provision', 1000, 10_900)).toBe(true);
+        expect((await store.getLease('host/1'))?.expiresAt).toBe(11_900);
+        expect(await store.acquireLease('host/1', 'conductor-b', 'inspect', 1000, 11_899)).toBe(false);
+        // At expiry another holder takes over.
+        expect(await store.acquireLease('host/1', 'conductor-b', 'inspect', 1000, 11_900)).toBe(true);
+        expect(await store.getLease('host/1')).toEqual({ name: 'host/1', holder: 'conductor-b', purpose: 'inspect', expiresAt: 12_900 });
+        expect(await store.acquireLease('host/1', 'conductor-a', 'provision', 1000, 12_000)).toBe(false);
+      });
+
+      it('releases only for the holder', async () => {
+        expect(await store.acquireLease('host/2', 'a', 'p', 60_000, 1)).toBe(true);
+        await store.releaseLease('host/2', 'b');
+        expect((await store.getLease('host/2'))?.holder).toBe('a');
+        await store.releaseLease('host/2', 'a');
+        expect(await store.getLease('host/2')).toBeUndefined();
+        expect(await store.acquireLease('host/2', 'b', 'p', 60_000, 2)).toBe(true);
+        expect(await store.getLease('nothing')).toBeUndefined();
+      });
+
+      it('keeps large millisecond timestamps exactly', async () => {
+        const now = 1_780_000_000_123;
+        expect(await store.acquireLease('host/3', 'a', 'p', 30_000, now)).toBe(true);
+        expect((await store.getLease('host/3'))?.expiresAt).toBe(now + 30_000);
+      });
+
+      it('two store instances racing for the same leases: exactly one wins each', async () => {
+        const other = await peer();
+        for (let round = 0; round < 25; round++) {
+          const name = `host/race-${round}`;
+          const [a, b] = await Promise.all([
+            store.acquireLease(name, 'conductor-a', 'provision', 5000, 1000),
+            other.acquireLease(name, 'conductor-b', 'provision', 5000, 1000),
+          ]);
+          expect([a, b].filter(Boolean), `round ${round}`).toHaveLength(1);
+          expect((await store.getLease(name))?.holder).toBe(a ? 'conductor-a' : 'conductor-b');
+        }
+        // Racing for an expired lease: again exactly one takes it over.
+        for (let round = 0; round < 10; round++) {
+          const name = `host/race-${round}`;
+          const [a, b] = await Promise.all([
+            store.acquireLease(name, 'conductor-c', 'inspect', 5000, 100_000),
+            other.acquireLease(name, 'conductor-d', 'inspect', 5000, 100_000),
+          ]);
+          expect([a, b].filter(Boolean), `takeover round ${round}`).toHaveLength(1);
+        }
+      });
+    });
+
+    describe('tokens, settings, secret ciphertext', () => {
+      it('stores tokens by hash, touches and revokes them', async () => {
+        await store.createToken(token('t1', 'a'));
+        await store.createToken(token('t2', 'b', { type: 'agent', hostUid: 'host-uid', roles: [], project: 'p', createdAt: '2026-01-02T00:00:00.000Z' }));
+        await expectIngotError(store.createToken(token('t1', 'c')), 'INGOT_ERR_ALREADY_EXISTS');
+        await expectIngotError(store.createToken(token('t3', 'a')), 'INGOT_ERR_ALREADY_EXISTS');
+        expect(await store.findTokenByHash('a'.repeat(64))).toEqual(token('t1', 'a'));
+        expect(await store.findTokenByHash('f'.repeat(64))).toBeUndefined();
+        expect((await store.listTokens()).map((t) => t.id)).toEqual(['t1', 't2']);
+        expect((await store.findTokenByHash('b'.repeat(64)))?.hostUid).toBe('host-uid');
+
+        await store.touchToken('t1', '2026-03-01T00:00:00.000Z');
+        expect((await store.findTokenByHash('a'.repeat(64)))?.lastUsedAt).toBe('2026-03-01T00:00:00.000Z');
+        await store.revokeToken('t1', '2026-03-02T00:00:00.000Z');
+        await store.revokeToken('t1', '2026-03-09T00:00:00.000Z');
+        expect((await store.findTokenByHash('a'.repeat(64)))?.revokedAt).toBe('2026-03-02T00:00:00.000Z');
+        await expectIngotError(store.revokeToken('nope', '2026-03-02T00:00:00.000Z'), 'INGOT_ERR_NOT_FOUND');
+      });
+
+      it('keeps settings', async () => {
+        expect(await store.getSetting('bootstrap')).toBeUndefined();
+        await store.setSetting('bootstrap', 'done');
+        await store.setSetting('bootstrap', 'done-again');
+        await store.setSetting('other', '');
+        expect(await store.getSetting('bootstrap')).toBe('done-again');
+        expect(await store.getSetting('other')).toBe('');
+      });
+
+      it('keeps secret ciphertext byte for byte, upserts by uid, deletes', async () => {
+        const bytes = Buffer.from([0, 1, 2, 255, 0, 128, 39, 92, 0]);
+        await store.putSecretCiphertext({ uid: 'u1', version: 1, keyId: 'k1', ciphertext: bytes });
+        await store.putSecretCiphertext({ uid: 'u0', version: 3, keyId: 'k1', ciphertext: Buffer.alloc(0) });
+        const got = await store.getSecretCiphertext('u1');
+        expect(got?.ciphertext.equals(bytes)).toBe(true);
+        expect(got).toMatchObject({ uid: 'u1', version: 1, keyId: 'k1' });
+        await store.putSecretCiphertext({ uid: 'u1', version: 2, keyId: 'k2', ciphertext: Buffer.from('new') });
+        expect(await store.getSecretCiphertext('u1')).toMatchObject({ version: 2, keyId: 'k2', ciphertext: Buffer.from('new') });
+        expect((await store.listSecretCiphertexts()).map((r) => r.uid)).toEqual(['u0', 'u1']);
+        await store.deleteSecretCiphertext('u1');
+        expect(await store.getSecretCiphertext('u1')).toBeUndefined();
+        await store.deleteSecretCiphertext('never-existed');
+      });
+    });
+  });
+}
