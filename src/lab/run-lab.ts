@@ -1,0 +1,125 @@
+// Starts a lab: N simulated servers behind one HTTPS Redfish service, with state in DATA_DIR.
+// `ingot lab` calls startLab; tests call it with listen 127.0.0.1:0 and a temp dir.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FaultBook } from './faults.js';
+import { ensureLabCa } from './lab-ca.js';
+import { LabFleet, STATE_FILE } from './lab-fleet.js';
+import type { BootRecord, SystemState } from './lab-model.js';
+import { expandProfile, loadProfile } from './profile.js';
+import { startRedfishService } from './redfish-service.js';
+
+export interface StartLabOptions {
+  hosts: number;
+  /** HOST:PORT; port 0 picks a free one. Use a loopback address unless you mean to expose the lab. */
+  listen: string;
+  dataDir: string;
+  /** Path to a YAML/JSON profile (see profile.ts). */
+  profile?: string;
+  /** How long PoweringOn and PoweringOff each last (ms); default 1000. */
+  powerTransitionMs?: number;
+  /** Called after every boot the lab records (the agent runner hooks in here). */
+  onBoot?: (system: SystemState, record: BootRecord) => void;
+}
+
+export interface LabSystemInfo {
+  id: string;
+  /** Redfish path of the ComputerSystem, e.g. /redfish/v1/Systems/node-001. */
+  path: string;
+  username: string;
+  password: string;
+  bootMac: string;
+}
+
+export interface RunningLab {
+  /** https://HOST:PORT of the Redfish service (and of /lab/v1 admin endpoint). */
+  url: string;
+  caFile: string;
+  adminToken: string;
+  /** Where the BMC passwords are (mode 0600). */
+  credentialsFile: string;
+  systems: LabSystemInfo[];
+  fleet: LabFleet;
+  faults: FaultBook;
+  close(): Promise<void>;
+}
+
+export const MAX_LAB_HOSTS = 10_000;
+
+function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`--listen "${listen}" is not HOST:PORT (e.g. 127.0.0.1:7443, or 127.0.0.1:0 for any free port)`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** Reads DATA_DIR/admin-token, creating it (32 random bytes, base64url, mode 0600) on first use. */
+export async function ensureAdminToken(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'admin-token');
+  try {
+    const existing = (await readFile(file, 'utf8')).trim();
+    if (existing.length >= 32) return existing;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('base64url');
+  await writeFile(file, `${token}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return token;
+}
+
+export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > MAX_LAB_HOSTS) {
+    throw new Error(`--hosts must be an integer from 1 to ${MAX_LAB_HOSTS}; got ${opts.hosts}`);
+  }
+  const powerTransitionMs = opts.powerTransitionMs ?? 1000;
+  if (!Number.isInteger(powerTransitionMs) || powerTransitionMs < 0 || powerTransitionMs > 600_000) {
+    throw new Error(`powerTransitionMs must be an integer from 0 to 600000; got ${powerTransitionMs}`);
+  }
+  const { host, port } = parseListen(opts.listen);
+  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  const profile = opts.profile ? await loadProfile(opts.profile) : undefined;
+  const ca = await ensureLabCa(opts.dataDir);
+  const adminToken = await ensureAdminToken(opts.dataDir);
+  const fleet = await LabFleet.open({
+    dataDir: opts.dataDir,
+    groups: expandProfile(profile, opts.hosts),
+    powerTransitionMs,
+    ...(opts.onBoot ? { onBoot: opts.onBoot } : {}),
+  });
+  const faults = new FaultBook();
+  let service;
+  try {
+    service = await startRedfishService({ fleet, faults, tls: { cert: ca.certPem, key: ca.keyPem }, adminToken, host, port });
+  } catch (err) {
+    await fleet.close();
+    throw new Error(`cannot listen on ${opts.listen}: ${(err as Error).message}`, { cause: err });
+  }
+  // Name the address clients should use: a wildcard bind is reached through loopback.
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `https://${shownHost}:${service.port}`;
+  fleet.setUrl(url);
+  await fleet.flush();
+  return {
+    url,
+    caFile: ca.caFile,
+    adminToken,
+    credentialsFile: join(opts.dataDir, STATE_FILE),
+    get systems() {
+      return fleet.systems.map((s) => ({
+        id: s.id,
+        path: `/redfish/v1/Systems/${s.id}`,
+        username: s.credentials.username,
+        password: s.credentials.password,
+        bootMac: s.hardware.nics[0]?.mac ?? '',
+      }));
+    },
+    fleet,
+    faults,
+    close: async () => {
+      await service.close();
+      await fleet.close();
+    },
+  };
+}
