@@ -32,6 +32,9 @@ export interface AgentPort {
   /**
    * Starts `request` under `operationId` for `host`. Idempotent: starting an id that is already
    * running or finished does nothing. Throws AgentUnavailable when the agent cannot be reached yet.
+   * The agent runs only once the host has booted it: the caller powers the host on (or reboots
+   * it) from the network or the agent's virtual media first, then starts. Each agent session
+   * serves until finish(), so a later operation needs a new boot.
    */
   start(host: Host, operationId: string, request: AgentStartRequest): Promise<void>;
   /** Reads progress. An id never started (e.g. lost with a rebooted agent) polls as failed. */

@@ -74,7 +74,11 @@ export interface InventoryInterface {
 }
 
 export interface SecureBootInterface {
-  get(target: BmcTarget): Promise<{ enabled: boolean; capable: boolean }>;
+  /**
+   * `enabled` is the setting (what the next boot gets); `currentBoot`, when the BMC reports it,
+   * is whether the running boot actually has secure boot on (verify after provisioning).
+   */
+  get(target: BmcTarget): Promise<{ enabled: boolean; capable: boolean; currentBoot?: boolean }>;
   set(target: BmcTarget, request: { enabled: boolean }): Promise<void>;
 }
 
