@@ -1,0 +1,109 @@
+// The shared BmcDriver contract (test/drivers/contract.ts) run by the Redfish driver against
+// the lab simulator (src/lab): real HTTPS with the lab's generated CA, sessions, tasks and
+// power transitions that take time. The lab is reached only over the network, as a real
+// BMC would be. One lab serves every case; each case gets its own system so no case sees
+// another's leftovers.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CONTRACT_CASES, runDriverContract } from '../../../test/drivers/contract.js';
+import { startLab, type RunningLab } from '../../lab/run-lab.js';
+import { parseBmcAddress } from '../../model/bmc-address.js';
+import { BmcCertificateError, BmcUnreachable, type BmcTarget } from '../driver.js';
+import { makeCa } from '../../../test/support/test-pki.js';
+import { createRedfishDriver, type RedfishDriverOptions } from './redfish-driver.js';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'ingot-redfish-lab-'));
+const FAULT_SYSTEMS = 4;
+let lab: Promise<RunningLab> | undefined;
+let next = 0;
+
+function labRunning(): Promise<RunningLab> {
+  // Short power transitions keep the suite quick; the driver still has to poll through them.
+  lab ??= startLab({ hosts: CONTRACT_CASES.length + FAULT_SYSTEMS, listen: '127.0.0.1:0', dataDir, powerTransitionMs: 200 });
+  return lab;
+}
+
+function targetOf(running: RunningLab, index: number, caBundle = readFileSync(running.caFile, 'utf8')): BmcTarget {
+  const system = running.systems[index]!;
+  return {
+    hostName: `lab-${system.id}`,
+    address: parseBmcAddress(`redfish-virtualmedia://${new URL(running.url).host}${system.path}`),
+    credentials: { username: system.username, password: system.password },
+    tls: { verify: true, caBundle },
+  };
+}
+
+afterAll(async () => {
+  if (lab) await (await lab).close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+runDriverContract({
+  name: 'redfish (lab)',
+  newTarget: async () => {
+    const running = await labRunning();
+    const target = targetOf(running, next++ % CONTRACT_CASES.length);
+    const driver = createRedfishDriver({ taskPollIntervalMs: 50 });
+    return { driver, target, cleanup: () => driver.close() };
+  },
+});
+
+describe('redfish driver against lab faults', () => {
+  const drivers: Array<{ close(): Promise<void> }> = [];
+  afterAll(async () => {
+    await Promise.all(drivers.map((d) => d.close()));
+  });
+  function driverWith(opts: RedfishDriverOptions = {}) {
+    const driver = createRedfishDriver({ retryBaseDelayMs: 5, ...opts });
+    drivers.push(driver);
+    return driver;
+  }
+  const faultSystem = (running: RunningLab, i: number) => ({ index: CONTRACT_CASES.length + i, id: running.systems[CONTRACT_CASES.length + i]!.id });
+
+  it('rides out a burst of 503s on reads', async () => {
+    const running = await labRunning();
+    const { index, id } = faultSystem(running, 0);
+    const driver = driverWith({ maxAttempts: 4 });
+    const target = targetOf(running, index);
+    await driver.identify(target); // session made before the fault
+    running.faults.set(id, { errorBurst: 2 });
+    expect(['on', 'off']).toContain(await driver.power.get(target));
+    expect(running.faults.get(id).errorBurst).toBe(0);
+  });
+
+  it('rides out dropped connections on reads', async () => {
+    const running = await labRunning();
+    const { index, id } = faultSystem(running, 1);
+    const driver = driverWith({ maxAttempts: 4 });
+    const target = targetOf(running, index);
+    await driver.identify(target);
+    running.faults.set(id, { dropConnections: 2 });
+    expect(['on', 'off']).toContain(await driver.power.get(target));
+    expect(running.faults.get(id).dropConnections).toBe(0);
+  });
+
+  it('reports a BMC that keeps failing as BmcUnreachable after bounded attempts', async () => {
+    const running = await labRunning();
+    const { index, id } = faultSystem(running, 2);
+    const driver = driverWith({ maxAttempts: 3 });
+    const target = targetOf(running, index);
+    await driver.identify(target);
+    running.faults.set(id, { errorBurst: 50 });
+    const err = await driver.power.get(target).catch((e: unknown) => e);
+    running.faults.clear(id);
+    expect(err).toBeInstanceOf(BmcUnreachable);
+    expect((err as Error).message).toContain('3 attempts');
+    expect((err as Error).message).toContain('HTTP 503');
+  });
+
+  it('refuses the lab certificate under another CA', async () => {
+    const running = await labRunning();
+    const { index } = faultSystem(running, 3);
+    const driver = driverWith();
+    const err = await driver.identify(targetOf(running, index, makeCa('not-the-lab').certPem)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BmcCertificateError);
+    expect((err as Error).message).toContain('spec.bmc.caBundleName');
+  });
+});
