@@ -1,0 +1,481 @@
+// Handler table (STYLE 12): each row builds a host, scripts the fake fleet, runs the state's
+// handler (once, or driven until it settles, as the engine would) and checks the outcome.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { HOST_STATES, type HostState } from '../../model/host.js';
+import type { Outcome } from '../outcome.js';
+import { DELETION_STATES } from '../transitions.js';
+import { CERT_VERIFICATION_DISABLED } from './registering.js';
+import { harness, host, IMAGE, OTHER_IMAGE, type Harness, type HostBuilder } from './test-kit.js';
+import type { Host } from '../../model/host.js';
+
+interface Row {
+  name: string;
+  given: () => HostBuilder;
+  /** Scripts the fleet / secrets before the run. */
+  arrange?: (h: Harness) => void;
+  /** once: a single handler run; drive: until it settles. */
+  mode?: 'once' | 'drive';
+  expect: Partial<Outcome> & { message?: unknown; cause?: unknown };
+  then?: (result: { host: Host; outcome: Outcome }, h: Harness) => void;
+}
+
+function table(rows: Row[]) {
+  it.each(rows.map((r) => [r.name, r] as const))('%s', async (_name, row) => {
+    const h = harness();
+    row.arrange?.(h);
+    const result = row.mode === 'drive' ? await h.drive(row.given()) : await h.run(row.given());
+    expect(result.outcome).toMatchObject(row.expect);
+    row.then?.(result, h);
+  });
+}
+
+describe('registering', () => {
+  table([
+    {
+      name: 'healthy host registers and records the credentials version',
+      given: () => host('registering'),
+      expect: { kind: 'advance', event: 'registered' },
+      then: ({ host }) => expect(host.status.goodCredentials).toEqual({ name: 'node-bmc', version: 1 }),
+    },
+    {
+      name: 'externally provisioned host is managed, not inspected',
+      given: () => host('registering').withSpec({ externallyProvisioned: true }),
+      expect: { kind: 'advance', event: 'manage' },
+    },
+    {
+      name: 'missing secret is a registration error that says how to create it',
+      given: () => host('registering'),
+      arrange: (h) => h.secrets.delete('node-bmc'),
+      expect: { kind: 'failed', errorType: 'registration', message: expect.stringContaining('secret node-bmc (spec.bmc.credentialsName) does not exist; create it with `ingot secret create node-bmc') },
+    },
+    {
+      name: 'secret without a password is a registration error naming the key',
+      given: () => host('registering'),
+      arrange: (h) => h.secrets.set('node-bmc', { values: { username: 'admin' }, version: 2 }),
+      expect: { kind: 'failed', errorType: 'registration', message: expect.stringContaining('has no password') },
+    },
+    {
+      name: 'wrong password: registration error with the driver message, remembering the version tried',
+      given: () => host('registering', 'bad-credentials-1'),
+      expect: { kind: 'failed', errorType: 'registration', message: expect.stringContaining('rejected the username or password'), remember: { credentialsVersion: 1 } },
+    },
+    {
+      name: 'BMC refuses: registration error',
+      given: () => host('registering', 'fail-register-1'),
+      expect: { kind: 'failed', errorType: 'registration', message: expect.stringContaining('refused registration') },
+    },
+    {
+      name: 'BMC unreachable: retry, no error state',
+      given: () => host('registering'),
+      arrange: (h) => h.fleet.failNext('node-1', 'identify', 'timeout'),
+      expect: { kind: 'retry', cause: expect.stringContaining('timed out') },
+    },
+    {
+      name: 'boot MAC not on the system: registration error naming both',
+      given: () => host('registering').withSpec({ bootMACAddress: '52:54:00:00:00:01' }),
+      expect: { kind: 'failed', errorType: 'registration', message: expect.stringMatching(/52:54:00:00:00:01 is not a NIC .*\(it reports [0-9a-f:]+/) },
+    },
+    {
+      name: 'certificate verification disabled: condition True and one Warning event',
+      given: () => host('registering').withSpec({ bmc: { address: 'fake://node-1', credentialsName: 'node-bmc', disableCertificateVerification: true } }),
+      expect: { kind: 'advance', event: 'registered', events: [expect.objectContaining({ type: 'Warning', reason: CERT_VERIFICATION_DISABLED })] },
+      then: ({ host }) => expect(host.status.conditions).toEqual([expect.objectContaining({ type: CERT_VERIFICATION_DISABLED, status: 'True' })]),
+    },
+    {
+      name: 'driver not enabled for the scheme: registration error saying so',
+      given: () => host('registering').withSpec({ bmc: { address: 'ipmi://10.0.0.9', credentialsName: 'node-bmc' } }),
+      expect: { kind: 'failed', errorType: 'registration', message: expect.stringContaining('ipmi driver is not enabled') },
+    },
+  ]);
+
+  it('accepts the boot MAC the BMC reports', async () => {
+    const h = harness();
+    const mac = h.fleet.machine('node-1').inventory.nics![0]!.mac;
+    const { outcome } = await h.run(host('registering').withSpec({ bootMACAddress: mac.toUpperCase() }));
+    expect(outcome).toMatchObject({ kind: 'advance', event: 'registered' });
+  });
+});
+
+describe('inspecting', () => {
+  table([
+    {
+      name: 'boots the agent, records the inventory, powers off, advances',
+      given: () => host('inspecting'),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'inspected' },
+      then: ({ host }, h) => {
+        expect(host.status.hardware?.cpu?.count).toBeGreaterThan(0);
+        expect(host.status.poweredOn).toBe(false);
+        const m = h.fleet.machine('node-1');
+        expect(m.power).toBe('off');
+        expect(m.agent.sessionsFinished).toBe(1);
+        expect(Object.values(m.operations).map((o) => o.kind)).toEqual(['inspect']);
+      },
+    },
+    {
+      name: 'agent reports failure: inspection error',
+      given: () => host('inspecting', 'fail-inspect-1'),
+      mode: 'drive',
+      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringContaining('could not read the hardware inventory') },
+    },
+    {
+      name: 'agent never checks in: inspection error after the boot timeout',
+      given: () => host('inspecting'),
+      arrange: (h) => h.fleet.failNext('node-1', 'inspect', 'timeout', 1000),
+      mode: 'drive',
+      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringContaining('did not check in within 30 s') },
+    },
+    {
+      name: 'BMC refuses power: inspection error',
+      given: () => host('inspecting'),
+      arrange: (h) => h.fleet.failNext('node-1', 'boot', 'refused'),
+      expect: { kind: 'failed', errorType: 'inspection' },
+    },
+    {
+      name: 'BMC unreachable: retry',
+      given: () => host('inspecting'),
+      arrange: (h) => h.fleet.failNext('node-1', 'boot', 'timeout'),
+      expect: { kind: 'retry' },
+    },
+    {
+      name: 'credentials secret deleted after registration: retry (waits for the fix), no error state',
+      given: () => host('inspecting'),
+      arrange: (h) => h.secrets.delete('node-bmc'),
+      expect: { kind: 'retry', cause: expect.stringContaining('does not exist') },
+    },
+  ]);
+
+  it('saves the operation id before starting the operation, and resumes it after a restart', async () => {
+    const h = harness();
+    // 1. Drive until the agent operation is started, keeping the status the engine would save.
+    let current = host('inspecting').build();
+    for (;;) {
+      const { outcome, host: edited } = await h.run(current);
+      if (outcome.kind === 'save') {
+        const hadId = typeof current.status.stepState?.operationId === 'string';
+        current = edited;
+        // The id appears in a save of its own, before any operation exists on the machine.
+        if (!hadId && typeof current.status.stepState?.operationId === 'string') {
+          expect(Object.keys(h.fleet.machine('node-1').operations)).toEqual([]);
+        }
+        if (current.status.stepState?.agentStarted) break;
+      } else if (outcome.kind === 'wait') h.clock.advance(outcome.afterMs);
+      else throw new Error(`unexpected ${outcome.kind}`);
+    }
+    const id = current.status.stepState!.operationId as string;
+    // 2. A "new conductor" picks up the saved status: it polls the same operation to the end.
+    const { outcome } = await h.drive(current);
+    expect(outcome).toMatchObject({ kind: 'advance', event: 'inspected' });
+    expect(Object.keys(h.fleet.machine('node-1').operations)).toEqual([id]);
+  });
+
+  it('reports progress while the agent runs', async () => {
+    const h = harness();
+    const { kinds, host: done } = await h.drive(host('inspecting'));
+    expect(kinds.filter((k) => k === 'save').length).toBeGreaterThan(3);
+    expect(done.status.progress).toBeUndefined();
+  });
+});
+
+describe('preparing', () => {
+  table([{ name: 'nothing requested: prepared', given: () => host('preparing'), expect: { kind: 'advance', event: 'prepared' } }]);
+});
+
+describe('available', () => {
+  table([
+    { name: 'image set: provision', given: () => host('available').withImage(), expect: { kind: 'advance', event: 'provision' } },
+    { name: 'externallyProvisioned set: adopt', given: () => host('available').withSpec({ externallyProvisioned: true }), expect: { kind: 'advance', event: 'adopt' } },
+    { name: 'off and spec offline: rests', given: () => host('available'), expect: { kind: 'wait', afterMs: 60_000 } },
+    {
+      name: 'spec online: powers on, records it, rests',
+      given: () => host('available').online(),
+      mode: 'drive',
+      expect: { kind: 'wait', afterMs: 60_000 },
+      then: ({ host }, h) => {
+        expect(host.status.poweredOn).toBe(true);
+        expect(h.fleet.machine('node-1').power).toBe('on');
+      },
+    },
+    {
+      name: 'BMC refuses power: power-management error',
+      given: () => host('available', 'fail-power-1').online(),
+      expect: { kind: 'failed', errorType: 'power-management', message: expect.stringContaining('refused the power request') },
+    },
+    { name: 'BMC unreachable: retry', given: () => host('available').online(), arrange: (h) => h.fleet.failNext('node-1', 'power', 'timeout'), expect: { kind: 'retry' } },
+    {
+      name: 'a power reconcile that works clears a leftover power-management error',
+      given: () => host('available').withStatus({ errorType: 'power-management', errorMessage: 'x', errorCount: 3 }),
+      expect: { kind: 'save' },
+      then: ({ host }) => expect([host.status.errorType, host.status.errorCount]).toEqual(['', 0]),
+    },
+  ]);
+
+  it('spec offline on a running host: asks softly first, then hard after the timeout', async () => {
+    const h = harness();
+    h.fleet.setPower('node-1', 'on');
+    h.clock.advance(1_000);
+    // 1. soft request recorded
+    const first = await h.run(host('available').poweredOn());
+    expect(first.outcome).toMatchObject({ kind: 'save' });
+    expect(first.host.status.stepState?.softPowerOffRequestedAt).toBe(h.clock.now());
+    // 2. driven to off (the fake treats soft like hard)
+    const { host: rested } = await h.drive(first.host);
+    expect(rested.status.poweredOn).toBe(false);
+    expect(h.fleet.machine('node-1').power).toBe('off');
+  });
+});
+
+describe('provisioning', () => {
+  table([
+    {
+      name: 'writes the image and config drive, boots from disk, powers on for spec.online',
+      given: () => host('provisioning').withImage().online(),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'provisioned' },
+      then: ({ host }, h) => {
+        const m = h.fleet.machine('node-1');
+        expect(m.disk.written?.image.url).toBe(IMAGE.url);
+        expect(m.disk.written?.configDrive?.metaData).toMatchObject({ uuid: 'uid-node-1', name: 'node-1' });
+        expect(m.disk.written?.configDrive?.userDataSha256).toBeUndefined();
+        expect(m.bootDevice.persistent).toBe('hdd');
+        expect(m.power).toBe('on');
+        expect(m.lastBoot?.from).toBe('hdd');
+        expect(host.status.provisioning.image).toEqual(IMAGE);
+        expect(host.status.poweredOn).toBe(true);
+      },
+    },
+    {
+      name: 'spec offline: ends powered off',
+      given: () => host('provisioning').withImage(),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'provisioned' },
+      then: (_r, h) => expect(h.fleet.machine('node-1').power).toBe('off'),
+    },
+    {
+      name: 'user data from spec.userDataName reaches the config drive',
+      given: () => host('provisioning').withImage().withSpec({ userDataName: 'node-ud' }),
+      arrange: (h) => h.secrets.set('node-ud', { values: { userData: '#cloud-config\n' }, version: 1 }),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'provisioned' },
+      then: (_r, h) => expect(h.fleet.machine('node-1').disk.written?.configDrive?.userDataSha256).toBe(createHash('sha256').update('#cloud-config\n').digest('hex')),
+    },
+    {
+      name: 'user data secret missing: waits for it (retry), no error state',
+      given: () => host('provisioning').withImage().withSpec({ userDataName: 'node-ud' }),
+      mode: 'drive',
+      expect: { kind: 'retry', cause: expect.stringContaining('secret node-ud (spec.userDataName) does not exist') },
+    },
+    {
+      name: 'agent deploy fails: provisioning error',
+      given: () => host('provisioning', 'fail-provision-1').withImage(),
+      mode: 'drive',
+      expect: { kind: 'failed', errorType: 'provisioning', message: expect.stringContaining('does not match') },
+    },
+    {
+      name: 'no disk matches the root device hints: provisioning error',
+      given: () => host('provisioning').withImage().withSpec({ rootDeviceHints: { minSizeGigabytes: 1_000_000 } }),
+      mode: 'drive',
+      expect: { kind: 'failed', errorType: 'provisioning', message: expect.stringContaining('rootDeviceHints') },
+    },
+    {
+      name: 'image removed before the step started: provisioning error',
+      given: () => host('provisioning'),
+      expect: { kind: 'failed', errorType: 'provisioning' },
+    },
+  ]);
+
+  it('an image edited mid-deploy does not change the deploy in progress', async () => {
+    const h = harness();
+    const first = await h.run(host('provisioning').withImage());
+    expect(first.outcome.kind).toBe('save');
+    first.host.spec.image = OTHER_IMAGE;
+    const { outcome } = await h.drive(first.host);
+    expect(outcome).toMatchObject({ kind: 'advance', event: 'provisioned' });
+    expect(h.fleet.machine('node-1').disk.written?.image.url).toBe(IMAGE.url);
+  });
+});
+
+describe('provisioned', () => {
+  table([
+    { name: 'image removed: deprovision', given: () => host('provisioned').provisionedWith(), expect: { kind: 'advance', event: 'deprovision' } },
+    {
+      name: 'image changed: deprovision first',
+      given: () => host('provisioned').withImage(OTHER_IMAGE).provisionedWith(IMAGE),
+      expect: { kind: 'advance', event: 'deprovision', message: expect.stringContaining('cleaning before provisioning') },
+    },
+    { name: 'same image, offline and off: rests', given: () => host('provisioned').withImage().provisionedWith(), expect: { kind: 'wait', afterMs: 60_000 } },
+    {
+      name: 'same image, spec online: powers on',
+      given: () => host('provisioned').withImage().provisionedWith().online(),
+      mode: 'drive',
+      expect: { kind: 'wait', afterMs: 60_000 },
+      then: (_r, h) => expect(h.fleet.machine('node-1').power).toBe('on'),
+    },
+    { name: 'BMC refuses power: power-management error', given: () => host('provisioned', 'fail-power-2').withImage().provisionedWith().online(), expect: { kind: 'failed', errorType: 'power-management' } },
+  ]);
+});
+
+describe('deprovisioning', () => {
+  table([
+    {
+      name: 'cleans (metadata by default), powers off, forgets the image',
+      given: () => host('deprovisioning').provisionedWith(),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'deprovisioned', message: 'cleaned (metadata)' },
+      then: ({ host }, h) => {
+        const m = h.fleet.machine('node-1');
+        expect(m.disk.cleans.map((c) => c.mode)).toEqual(['metadata']);
+        expect(m.power).toBe('off');
+        expect(host.status.provisioning.image).toBeUndefined();
+      },
+    },
+    {
+      name: 'full cleaning when asked',
+      given: () => host('deprovisioning').provisionedWith().withSpec({ automatedCleaningMode: 'full' }),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'deprovisioned' },
+      then: (_r, h) => expect(h.fleet.machine('node-1').disk.cleans.map((c) => c.mode)).toEqual(['full']),
+    },
+    {
+      name: 'cleaning disabled: no agent, just power off',
+      given: () => host('deprovisioning').provisionedWith().withSpec({ automatedCleaningMode: 'disabled' }),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'deprovisioned' },
+      then: (_r, h) => {
+        expect(h.fleet.machine('node-1').disk.cleans).toEqual([]);
+        expect(h.fleet.machine('node-1').operations).toEqual({});
+      },
+    },
+    {
+      name: 'clean fails: deprovisioning error (never available)',
+      given: () => host('deprovisioning', 'fail-clean-1').provisionedWith(),
+      mode: 'drive',
+      expect: { kind: 'failed', errorType: 'deprovisioning', message: expect.stringContaining('did not finish erasing') },
+    },
+  ]);
+});
+
+describe('externally-provisioned and unmanaged', () => {
+  table([
+    { name: 'externally provisioned: power only', given: () => host('externally-provisioned').withSpec({ externallyProvisioned: true }), expect: { kind: 'wait', afterMs: 60_000 } },
+    { name: 'flag cleared: inspect', given: () => host('externally-provisioned'), expect: { kind: 'advance', event: 'inspect' } },
+    { name: 'unmanaged without BMC: nothing to do', given: () => host('unmanaged').withoutBmc(), expect: { kind: 'wait' } },
+    { name: 'unmanaged given a BMC: register', given: () => host('unmanaged'), expect: { kind: 'advance', event: 'register' } },
+  ]);
+});
+
+describe('error', () => {
+  table([
+    { name: 'backoff not over: waits the rest', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 5_000 }), expect: { kind: 'wait', afterMs: 5_000 } },
+    { name: 'inspection: back to inspecting', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'inspecting' } },
+    { name: 'preparation: back to preparing', given: () => host('error').failed('preparation', { from: 'preparing', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'preparing' } },
+    { name: 'provisioning: back to provisioning', given: () => host('error').failed('provisioning', { from: 'provisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioning' } },
+    { name: 'deprovisioning: back to deprovisioning, never to available', given: () => host('error').failed('deprovisioning', { from: 'deprovisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'deprovisioning' } },
+    { name: 'power-management: back to the resting state it left', given: () => host('error').failed('power-management', { from: 'provisioned', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioned' } },
+    { name: 'registration, same credentials, backoff running: waits', given: () => host('error').failed('registration', { credentialsVersion: 1 }), expect: { kind: 'wait', afterMs: 60_000 } },
+    {
+      name: 'registration, secret has a new version: retries at once',
+      given: () => host('error').failed('registration', { credentialsVersion: 1 }),
+      arrange: (h) => h.secrets.set('node-bmc', { values: { username: 'admin', password: 'new' }, version: 2 }),
+      expect: { kind: 'advance', event: 'retry', to: 'registering' },
+    },
+    {
+      name: 'registration, secret created after it was missing: retries at once',
+      given: () => host('error').failed('registration'),
+      expect: { kind: 'advance', event: 'retry', to: 'registering' },
+    },
+    {
+      name: 'registration, spec changed since the failure: retries at once',
+      given: () => {
+        const b = host('error').failed('registration', { credentialsVersion: 1 });
+        b.spec.bootMACAddress = '52:54:00:00:00:02';
+        return b;
+      },
+      expect: { kind: 'advance', event: 'retry', to: 'registering' },
+    },
+    {
+      name: 'an inspection error does not retry early on a new secret version',
+      given: () => host('error').failed('inspection', { from: 'inspecting', credentialsVersion: 1 }),
+      arrange: (h) => h.secrets.set('node-bmc', { values: { username: 'a', password: 'b' }, version: 9 }),
+      expect: { kind: 'wait' },
+    },
+  ]);
+});
+
+describe('deletion', () => {
+  const states = HOST_STATES.filter((s) => !DELETION_STATES.has(s));
+  it.each(states)('%s with a deletion timestamp: delete', async (state: HostState) => {
+    const h = harness();
+    const { outcome } = await h.run(host(state).deleted());
+    expect(outcome).toMatchObject({ kind: 'advance', event: 'delete' });
+  });
+
+  table([
+    {
+      name: 'powering off: hard off, waits until it reads off',
+      given: () => host('powering-off-before-delete').deleted(),
+      arrange: (h) => {
+        h.fleet.setPower('node-1', 'on');
+        h.clock.advance(1_000);
+      },
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'powered-off', message: 'powered off for deletion' },
+      then: (_r, h) => expect(h.fleet.machine('node-1').power).toBe('off'),
+    },
+    { name: 'powering off, BMC unreachable: retry', given: () => host('powering-off-before-delete').deleted(), arrange: (h) => h.fleet.failNext('node-1', 'power', 'timeout'), expect: { kind: 'retry' } },
+    {
+      name: 'powering off, BMC unreachable on the last attempt: proceeds with a Warning',
+      given: () => host('powering-off-before-delete').deleted().withStatus({ errorCount: 4 }),
+      arrange: (h) => h.fleet.failNext('node-1', 'power', 'timeout'),
+      expect: { kind: 'advance', event: 'powered-off', events: [expect.objectContaining({ type: 'Warning', reason: 'PowerOffFailed', message: expect.stringContaining('after 5 attempts') })] },
+    },
+    {
+      name: 'powering off, power refused: retried like unreachable, not an error state',
+      given: () => host('powering-off-before-delete', 'fail-power-3').deleted(),
+      arrange: (h) => {
+        h.fleet.heal('fail-power-3');
+        h.fleet.setPower('fail-power-3', 'on');
+        h.clock.advance(1_000);
+        h.fleet.failNext('fail-power-3', 'power', 'refused', 2);
+      },
+      expect: { kind: 'retry' },
+    },
+    { name: 'powering off without a BMC: done', given: () => host('powering-off-before-delete').withoutBmc().deleted(), expect: { kind: 'advance', event: 'powered-off' } },
+    {
+      name: 'deleting: ends the agent session, then deleted',
+      given: () => host('deleting').deleted(),
+      expect: { kind: 'advance', event: 'deleted' },
+    },
+  ]);
+});
+
+describe('cross-cutting backoff gate', () => {
+  table([
+    {
+      name: 'a retry backoff still running: waits',
+      given: () => host('available').online().withStatus({ nextAttemptAt: new Date(Date.UTC(2026, 0, 1) + 7_000).toISOString() }),
+      expect: { kind: 'wait', afterMs: 7_000 },
+    },
+    {
+      name: 'the spec changed since the retry: runs now',
+      given: () =>
+        host('available')
+          .withImage()
+          .withStatus({ nextAttemptAt: new Date(Date.UTC(2026, 0, 1) + 7_000).toISOString() })
+          .withStep({ retrySpecHash: 'not-the-current-spec' }),
+      expect: { kind: 'advance', event: 'provision' },
+    },
+  ]);
+});
+
+describe('registration errors are retried early only when something changed', () => {
+  it('a refused address (driver not enabled) remembers the credentials version, so the error state waits for the backoff', async () => {
+    const h = harness();
+    const b = host('registering').withSpec({ bmc: { address: 'ipmi://10.0.0.9', credentialsName: 'node-bmc' } });
+    const { outcome } = await h.run(b);
+    expect(outcome).toMatchObject({ kind: 'failed', remember: { credentialsVersion: 1 } });
+    const inError = b.failed('registration', { credentialsVersion: (outcome as unknown as { remember: { credentialsVersion: number } }).remember.credentialsVersion });
+    expect((await h.run(inError)).outcome).toMatchObject({ kind: 'wait' });
+  });
+});

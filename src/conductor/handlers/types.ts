@@ -1,0 +1,62 @@
+// The handler contract: one function per state (handlers/index.ts), given a fresh copy of the
+// host and everything it may talk to; it returns an Outcome and never writes the database. It
+// may change `ctx.host.status` (progress, stepState, hardware…): the engine persists the copy
+// for every outcome but `wait` and `terminal`, so a handler that changed status returns `save`.
+//
+// Every handler must be safe to run again from the top at any time: a conductor may die after
+// any await, and the next one re-reads the host and calls the same handler.
+import type { AgentPort } from '../agent-port.js';
+import type { BmcDriver, BmcTarget } from '../../drivers/driver.js';
+import type { Host } from '../../model/host.js';
+import type { Clock } from '../clock.js';
+import type { CredentialsResolver, ResolvedCredentials } from '../credentials.js';
+import type { Outcome } from '../outcome.js';
+
+export interface HandlerConfig {
+  /** How often to read power back after asking for a change. */
+  powerPollMs: number;
+  /** How often to poll a running agent operation. */
+  agentPollMs: number;
+  /** How long to wait for the agent to answer after booting it before failing the step. */
+  agentBootTimeoutMs: number;
+  /** How often a resting host (available, provisioned…) is checked against its spec. */
+  idleRecheckMs: number;
+  /** Failed power-off attempts before a delete proceeds anyway (with a Warning event). */
+  deletePowerOffAttempts: number;
+}
+
+export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
+  powerPollMs: 2_000,
+  agentPollMs: 2_000,
+  agentBootTimeoutMs: 15 * 60_000,
+  idleRecheckMs: 60_000,
+  deletePowerOffAttempts: 5,
+};
+
+export interface HandlerLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface BmcAccess {
+  driver: BmcDriver;
+  target: BmcTarget;
+  resolved: ResolvedCredentials;
+}
+
+export interface HandlerContext {
+  /** A copy of the host as just read from the store; the handler may edit its status. */
+  host: Host;
+  /** The driver and a fresh target (credentials read now). Throws CredentialsProblem or BmcRefused (bad address). */
+  bmc(): Promise<BmcAccess>;
+  agent: AgentPort;
+  credentials: CredentialsResolver;
+  clock: Clock;
+  config: HandlerConfig;
+  log: HandlerLog;
+  /** A new, unique id for an agent operation (saved in stepState before the operation starts). */
+  newOperationId(): string;
+}
+
+export type Handler = (ctx: HandlerContext) => Promise<Outcome>;
