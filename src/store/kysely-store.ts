@@ -11,8 +11,14 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
 import { alreadyExists, conflict, IngotError, notFound, validationError } from '../model/errors.js';
-import type { Database, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
+import { AUDIT_GENESIS_HASH, AUDIT_OUTCOMES, auditEventHash, canonicalJson } from '../model/audit-event.js';
+import type { AuditEventsTable, Database, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
 import type {
+  AuditChange,
+  AuditHead,
+  AuditListOptions,
+  NewAuditEvent,
+  StoredAuditEvent,
   Change,
   ChangeType,
   Dialect,
@@ -190,10 +196,7 @@ export class KyselyStore implements Store {
   async #appendChange(type: ChangeType, object: StoredResource): Promise<void> {
     const tx = this.#tx;
     if (tx === undefined) throw new Error('internal: change appended outside a transaction');
-    if (this.dialect === 'postgres' && !tx.holdsChangeLock) {
-      await sql`select pg_advisory_xact_lock(${sql.lit(CHANGE_FEED_LOCK_KEY)})`.execute(this.#db);
-      tx.holdsChangeLock = true;
-    }
+    await this.#takeWriteOrderLock(tx);
     await this.#db
       .insertInto('changes')
       .values({
@@ -206,6 +209,19 @@ export class KyselyStore implements Store {
       })
       .execute();
     tx.appendedChanges += 1;
+  }
+
+  /**
+   * The PostgreSQL advisory lock that orders change-feed and audit appends (held until the
+   * transaction ends). One lock for both, not one each: a transaction that writes a resource
+   * and audits it, beside one that audits first and writes second, would otherwise take two
+   * locks in opposite orders and deadlock.
+   */
+  async #takeWriteOrderLock(tx: TransactionState): Promise<void> {
+    if (this.dialect === 'postgres' && !tx.holdsChangeLock) {
+      await sql`select pg_advisory_xact_lock(${sql.lit(CHANGE_FEED_LOCK_KEY)})`.execute(this.#db);
+      tx.holdsChangeLock = true;
+    }
   }
 
   // ---------------------------------------------------------------- resources
@@ -459,6 +475,63 @@ export class KyselyStore implements Store {
       .where((eb) => eb.or([eb('seq', '<=', latestSeq - this.#shared.retention.maxRows), eb('created_at', '<', cutoff)]))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
+  }
+
+  // ---------------------------------------------------------------- audit trail
+
+  async appendAuditEvent(event: NewAuditEvent): Promise<StoredAuditEvent> {
+    const prepared = prepareAuditEvent(event);
+    return this.#write(async (tx) => {
+      const state = tx.#tx;
+      if (state === undefined) throw new Error('internal: audit event appended outside a transaction');
+      await tx.#takeWriteOrderLock(state);
+      // A write first: on SQLite it takes the database's write lock before anything is read,
+      // so a second process appending at the same time waits (busy_timeout) instead of
+      // computing its prevHash from a stale snapshot.
+      const bumped = await tx.#db
+        .updateTable('audit_head')
+        .set((eb) => ({ seq: eb('seq', '+', 1) }))
+        .where('id', '=', 1)
+        .returning('seq')
+        .executeTakeFirst();
+      if (bumped === undefined) throw new Error('the audit_head row is missing: the audit trail was tampered with; run `ingot audit verify`');
+      const last = await tx.#db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      // Never reuse a seq, even if the head row was edited backwards (verify reports that).
+      const seq = Math.max(Number(bumped.seq), last === undefined ? 1 : Number(last.seq) + 1);
+      const unhashed: Omit<StoredAuditEvent, 'hash'> = { ...prepared, seq, prevHash: last?.hash ?? AUDIT_GENESIS_HASH };
+      const stored: StoredAuditEvent = { ...unhashed, hash: auditEventHash(unhashed) };
+      await tx.#db.insertInto('audit_events').values(auditEventToRow(stored)).execute();
+      await tx.#db.updateTable('audit_head').set({ seq, hash: stored.hash }).where('id', '=', 1).execute();
+      return stored;
+    });
+  }
+
+  async listAuditEvents(options: AuditListOptions = {}): Promise<StoredAuditEvent[]> {
+    this.#checkUsable();
+    const limit = checkLimit(options.limit, 'limit');
+    let query = this.#db.selectFrom('audit_events').selectAll();
+    if (options.afterSeq !== undefined) query = query.where('seq', '>', checkSeq(options.afterSeq, 'afterSeq'));
+    if (options.beforeSeq !== undefined) query = query.where('seq', '<', checkSeq(options.beforeSeq, 'beforeSeq'));
+    if (options.actor !== undefined) query = query.where('actor', '=', options.actor);
+    if (options.action !== undefined) query = query.where('action', '=', options.action);
+    if (options.outcome !== undefined) query = query.where('outcome', '=', options.outcome);
+    if (options.targetKind !== undefined) query = query.where('target_kind', '=', options.targetKind);
+    if (options.targetProject !== undefined) query = query.where('target_project', '=', options.targetProject);
+    if (options.targetName !== undefined) query = query.where('target_name', '=', options.targetName);
+    if (options.project !== undefined) query = query.where('project', '=', options.project);
+    if (options.since !== undefined) query = query.where('time', '>=', checkTime(options.since, 'since'));
+    if (options.until !== undefined) query = query.where('time', '<', checkTime(options.until, 'until'));
+    const order = options.order ?? 'asc';
+    if (order !== 'asc' && order !== 'desc') throw validationError([{ field: 'order', message: `must be "asc" or "desc", not ${JSON.stringify(order)}` }]);
+    const rows = await query.orderBy('seq', order).limit(limit).execute();
+    return rows.map(rowToAuditEvent);
+  }
+
+  async getAuditHead(): Promise<AuditHead> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
+    // A missing row is itself tampering; report an impossible head so verify fails loudly.
+    return row === undefined ? { seq: -1, hash: '' } : { seq: Number(row.seq), hash: row.hash };
   }
 
   // ---------------------------------------------------------------- leases
@@ -755,4 +828,136 @@ function tokenRowToToken(row: Selectable<TokensTable>): StoredToken {
   if (row.last_used_at !== null) token.lastUsedAt = row.last_used_at;
   if (row.revoked_at !== null) token.revokedAt = row.revoked_at;
   return token;
+}
+
+// ------------------------------------------------------------------ audit helpers
+
+/** Field bounds for audit events: enough for any real value, small enough to keep rows small. */
+export const AUDIT_LIMITS = {
+  actor: 256,
+  role: 128,
+  roles: 64,
+  project: 253,
+  sourceAddress: 128,
+  requestId: 128,
+  action: 128,
+  targetField: 253,
+  reason: 1024,
+  /** Serialized size of `changes`; a larger list is replaced by one summary entry. */
+  changesBytes: 64 * 1024,
+} as const;
+
+const AUDIT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+
+function checkSeq(value: number, field: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw validationError([{ field, message: `must be a non-negative integer, not ${String(value)}` }]);
+  return value;
+}
+
+function checkTime(value: string, field: string): string {
+  if (typeof value !== 'string' || value.length > 64 || Number.isNaN(Date.parse(value))) {
+    throw validationError([{ field, message: 'must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z' }]);
+  }
+  return new Date(value).toISOString();
+}
+
+/** Validates and bounds a new event (truncating rather than refusing: an audit event must not be lost). */
+function prepareAuditEvent(event: NewAuditEvent): Omit<StoredAuditEvent, 'seq' | 'prevHash' | 'hash'> {
+  const problems = [];
+  if (typeof event.actor !== 'string' || event.actor === '') problems.push({ field: 'actor', message: 'must be a non-empty string' });
+  if (typeof event.action !== 'string' || event.action === '') problems.push({ field: 'action', message: 'must be a non-empty string' });
+  if (!(AUDIT_OUTCOMES as readonly string[]).includes(event.outcome)) {
+    problems.push({ field: 'outcome', message: `must be one of ${AUDIT_OUTCOMES.join(', ')}` });
+  }
+  if (!Array.isArray(event.roles) || event.roles.some((r) => typeof r !== 'string')) problems.push({ field: 'roles', message: 'must be a list of strings' });
+  if (event.id !== undefined && !AUDIT_ID.test(event.id)) problems.push({ field: 'id', message: 'must be 1-64 letters, digits, and . _ : -' });
+  if (event.time !== undefined && (typeof event.time !== 'string' || Number.isNaN(Date.parse(event.time)))) {
+    problems.push({ field: 'time', message: 'must be an ISO 8601 date-time' });
+  }
+  if (problems.length > 0) throw validationError(problems);
+  const bound = (value: string | undefined, max: number) => truncate(typeof value === 'string' ? value : '', max);
+  return {
+    id: event.id ?? randomUUID(),
+    time: event.time === undefined ? nowIso() : new Date(event.time).toISOString(),
+    actor: bound(event.actor, AUDIT_LIMITS.actor),
+    roles: event.roles.slice(0, AUDIT_LIMITS.roles).map((r) => truncate(r, AUDIT_LIMITS.role)),
+    project: bound(event.project, AUDIT_LIMITS.project),
+    sourceAddress: bound(event.sourceAddress, AUDIT_LIMITS.sourceAddress),
+    requestId: bound(event.requestId, AUDIT_LIMITS.requestId),
+    action: bound(event.action, AUDIT_LIMITS.action),
+    target: {
+      kind: bound(event.target?.kind, AUDIT_LIMITS.targetField),
+      project: bound(event.target?.project, AUDIT_LIMITS.targetField),
+      name: bound(event.target?.name, AUDIT_LIMITS.targetField),
+    },
+    outcome: event.outcome,
+    reason: bound(event.reason, AUDIT_LIMITS.reason),
+    changes: boundChanges(event.changes ?? []),
+  };
+}
+
+/**
+ * Changes go through JSON once here, so what is hashed is exactly what a reader gets back
+ * from the database (no undefined members, no Dates, no -0).
+ */
+function boundChanges(changes: readonly AuditChange[]): AuditChange[] {
+  const normalized = JSON.parse(canonicalJson(changes)) as AuditChange[];
+  const bytes = Buffer.byteLength(JSON.stringify(normalized), 'utf8');
+  if (bytes <= AUDIT_LIMITS.changesBytes) return normalized;
+  return [{ path: '(changes)', after: `[${normalized.length} changes, ${bytes} bytes: too large to keep in the audit trail]` }];
+}
+
+function auditEventToRow(event: StoredAuditEvent): AuditEventsTable {
+  return {
+    seq: event.seq,
+    id: event.id,
+    time: event.time,
+    actor: event.actor,
+    roles: JSON.stringify(event.roles),
+    project: event.project,
+    source_address: event.sourceAddress,
+    request_id: event.requestId,
+    action: event.action,
+    target_kind: event.target.kind,
+    target_project: event.target.project,
+    target_name: event.target.name,
+    outcome: event.outcome,
+    reason: event.reason,
+    changes: JSON.stringify(event.changes),
+    prev_hash: event.prevHash,
+    hash: event.hash,
+  };
+}
+
+function rowToAuditEvent(row: Selectable<AuditEventsTable>): StoredAuditEvent {
+  return {
+    seq: Number(row.seq),
+    id: row.id,
+    time: row.time,
+    actor: row.actor,
+    roles: parseTamperable(row.roles) as string[],
+    project: row.project,
+    sourceAddress: row.source_address,
+    requestId: row.request_id,
+    action: row.action,
+    target: { kind: row.target_kind, project: row.target_project, name: row.target_name },
+    outcome: row.outcome as StoredAuditEvent['outcome'],
+    reason: row.reason,
+    changes: parseTamperable(row.changes) as AuditChange[],
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/**
+ * JSON columns of the audit trail are only ever written by this file, so unparseable text
+ * means someone edited the row: return a marker (whose hash cannot match) instead of
+ * throwing, so `ingot audit verify` names the row rather than crashing.
+ */
+function parseTamperable(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return ['[unparseable JSON in the database]'];
+  }
 }

@@ -78,6 +78,33 @@ export interface SettingsTable {
   value: string;
 }
 
+export interface AuditEventsTable {
+  seq: BigIntColumn;
+  id: string;
+  time: string;
+  actor: string;
+  roles: string;
+  project: string;
+  source_address: string;
+  request_id: string;
+  action: string;
+  target_kind: string;
+  target_project: string;
+  target_name: string;
+  outcome: string;
+  reason: string;
+  changes: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** One row (id 1): the last appended audit seq and hash. */
+export interface AuditHeadTable {
+  id: number;
+  seq: BigIntColumn;
+  hash: string;
+}
+
 export interface Database {
   resources: ResourcesTable;
   events: EventsTable;
@@ -86,4 +113,6 @@ export interface Database {
   secret_data: SecretDataTable;
   tokens: TokensTable;
   settings: SettingsTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
 }

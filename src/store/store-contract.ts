@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IngotError } from '../model/errors.js';
 import { matchesLabels, type LabelRequirement } from '../model/label-selector.js';
-import type { NewResource, Store, StoredResource, StoredToken } from './store.js';
+import { AUDIT_GENESIS_HASH, auditEventHash } from '../model/audit-event.js';
+import type { NewAuditEvent, NewResource, Store, StoredAuditEvent, StoredResource, StoredToken } from './store.js';
 
 /** A fresh, empty database; open() may be called more than once for separate Store instances on it. */
 export interface ContractDatabase {
@@ -521,6 +522,135 @@ export function runStoreContract(name: string, freshDatabase: () => Promise<Cont
         await store.deleteSecretCiphertext('u1');
         expect(await store.getSecretCiphertext('u1')).toBeUndefined();
         await store.deleteSecretCiphertext('never-existed');
+      });
+    });
+
+    describe('audit trail', () => {
+      function audit(n: number, extra: Partial<NewAuditEvent> = {}): NewAuditEvent {
+        return {
+          actor: `token-${n % 2}`,
+          roles: n % 2 === 0 ? ['platform-admin'] : ['controller'],
+          sourceAddress: '127.0.0.1',
+          requestId: `req-${n}`,
+          action: n % 3 === 0 ? 'host:delete' : 'host:update',
+          target: { kind: 'Host', name: `h${n}` },
+          outcome: 'succeeded',
+          changes: [{ path: 'spec.online', before: false, after: true }],
+          ...extra,
+        };
+      }
+
+      /** Checks the links a verifier checks (server/audit/audit-hash.ts holds the full verifier). */
+      function expectChained(events: StoredAuditEvent[]): void {
+        let prev = AUDIT_GENESIS_HASH;
+        events.forEach((e, i) => {
+          expect(e.seq).toBe(i + 1);
+          expect(e.prevHash).toBe(prev);
+          const { hash, ...rest } = e;
+          expect(auditEventHash(rest)).toBe(hash);
+          prev = hash;
+        });
+      }
+
+      it('appends events with seq 1, 2, 3, each hashed with its predecessor, and reads them back exactly', async () => {
+        expect(await store.getAuditHead()).toEqual({ seq: 0, hash: AUDIT_GENESIS_HASH });
+        const appended = [];
+        for (let i = 1; i <= 3; i++) appended.push(await store.appendAuditEvent(audit(i, i === 2 ? { outcome: 'denied', reason: 'INGOT_ERR_FORBIDDEN' } : {})));
+        expect(appended.map((e) => e.seq)).toEqual([1, 2, 3]);
+        expect(appended[0]?.prevHash).toBe(AUDIT_GENESIS_HASH);
+        expect(appended[0]?.id).toMatch(/^[0-9a-f-]{36}$/);
+        expect(appended[1]).toMatchObject({ outcome: 'denied', reason: 'INGOT_ERR_FORBIDDEN', target: { kind: 'Host', project: '', name: 'h2' }, project: '' });
+        const listed = await store.listAuditEvents();
+        expect(listed).toEqual(appended);
+        expectChained(listed);
+        expect(await store.getAuditHead()).toEqual({ seq: 3, hash: appended[2]?.hash });
+        // Every content field is covered by the hash.
+        const first = listed[0] as StoredAuditEvent;
+        const { hash, ...rest } = first;
+        for (const tampered of [{ ...rest, actor: 'x' }, { ...rest, roles: [] }, { ...rest, changes: [] }, { ...rest, seq: 9 }, { ...rest, target: { ...rest.target, name: 'h9' } }]) {
+          expect(auditEventHash(tampered)).not.toBe(hash);
+        }
+      });
+
+      it('keeps caller-given id, time and nested changes exactly (hash computed over what is stored)', async () => {
+        const changes = [{ path: 'metadata.labels["10"]', before: 'a', after: { z: 1, '2': [1, 'é', null], a: -0 } }, { path: 'spec.image', before: { url: 'u' } }];
+        const e = await store.appendAuditEvent(audit(1, { id: 'fixed-id-1', time: '2026-02-03T04:05:06.007Z', changes, project: 'team-a' }));
+        expect(e).toMatchObject({ id: 'fixed-id-1', time: '2026-02-03T04:05:06.007Z', project: 'team-a' });
+        const [back] = await store.listAuditEvents();
+        expect(back).toEqual(e);
+        expect(back?.changes).toEqual([{ path: 'metadata.labels["10"]', before: 'a', after: { z: 1, '2': [1, 'é', null], a: 0 } }, { path: 'spec.image', before: { url: 'u' } }]);
+        expectChained([back as StoredAuditEvent]);
+      });
+
+      it('filters and pages: afterSeq, beforeSeq, limit, newest first, actor/action/outcome/target/time', async () => {
+        for (let i = 1; i <= 7; i++) {
+          await store.appendAuditEvent(audit(i, { time: `2026-01-0${i}T00:00:00.000Z`, outcome: i === 5 ? 'failed' : 'succeeded', target: { kind: i === 7 ? 'Secret' : 'Host', name: `h${i}` } }));
+        }
+        const seqs = (events: StoredAuditEvent[]) => events.map((e) => e.seq);
+        expect(seqs(await store.listAuditEvents({ afterSeq: 2, limit: 3 }))).toEqual([3, 4, 5]);
+        expect(seqs(await store.listAuditEvents({ order: 'desc', limit: 2 }))).toEqual([7, 6]);
+        expect(seqs(await store.listAuditEvents({ order: 'desc', beforeSeq: 6, limit: 2 }))).toEqual([5, 4]);
+        expect(seqs(await store.listAuditEvents({ actor: 'token-0' }))).toEqual([2, 4, 6]);
+        expect(seqs(await store.listAuditEvents({ action: 'host:delete' }))).toEqual([3, 6]);
+        expect(seqs(await store.listAuditEvents({ outcome: 'failed' }))).toEqual([5]);
+        expect(seqs(await store.listAuditEvents({ targetKind: 'Secret' }))).toEqual([7]);
+        expect(seqs(await store.listAuditEvents({ targetKind: 'Host', targetName: 'h2', targetProject: '' }))).toEqual([2]);
+        expect(seqs(await store.listAuditEvents({ since: '2026-01-03T00:00:00Z', until: '2026-01-05T00:00:00Z' }))).toEqual([3, 4]);
+        await expectIngotError(store.listAuditEvents({ limit: 0 }), 'INGOT_ERR_VALIDATION', 'limit');
+        await expectIngotError(store.listAuditEvents({ since: 'yesterday' }), 'INGOT_ERR_VALIDATION', 'since');
+        await expectIngotError(store.listAuditEvents({ afterSeq: -1 }), 'INGOT_ERR_VALIDATION', 'afterSeq');
+      });
+
+      it('refuses events without actor, action or a known outcome, and bounds the size of the rest', async () => {
+        await expectIngotError(store.appendAuditEvent(audit(1, { actor: '' })), 'INGOT_ERR_VALIDATION', 'actor');
+        await expectIngotError(store.appendAuditEvent(audit(1, { outcome: 'maybe' as never })), 'INGOT_ERR_VALIDATION', 'outcome');
+        await expectIngotError(store.appendAuditEvent(audit(1, { action: '' })), 'INGOT_ERR_VALIDATION', 'action');
+        const huge = await store.appendAuditEvent(
+          audit(1, { reason: 'r'.repeat(10_000), changes: Array.from({ length: 2000 }, (_, i) => ({ path: `spec.x${i}`, after: 'v'.repeat(100) })) }),
+        );
+        expect(huge.seq).toBe(1);
+        expect(huge.reason.length).toBeLessThanOrEqual(1024);
+        expect(huge.changes).toHaveLength(1);
+        expect(String(huge.changes[0]?.after)).toContain('2000 changes');
+        expectChained(await store.listAuditEvents());
+      });
+
+      it('commits or rolls back with the surrounding transaction, leaving no gap in seq', async () => {
+        await store.appendAuditEvent(audit(1));
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.create(host('n1'));
+            await tx.appendAuditEvent(audit(2));
+            throw new Error('boom');
+          }),
+        ).rejects.toThrow('boom');
+        expect(await store.get({ kind: 'Host', name: 'n1' })).toBeUndefined();
+        expect((await store.getAuditHead()).seq).toBe(1);
+        await store.transaction(async (tx) => {
+          await tx.appendAuditEvent(audit(3));
+          await tx.create(host('n2'));
+        });
+        const events = await store.listAuditEvents();
+        expect(events.map((e) => e.requestId)).toEqual(['req-1', 'req-3']);
+        expectChained(events);
+      });
+
+      it('concurrent appenders (two store instances on PostgreSQL) build one chain without forks or gaps', async () => {
+        // SQLite serves one server process (DESIGN.md), whose one connection serializes
+        // transactions. Two better-sqlite3 connections in one process cannot take turns: the
+        // driver is synchronous, so one waiting for the write lock blocks the event loop the
+        // holder needs to commit. Concurrency on SQLite is therefore tested on one instance.
+        const other = store.dialect === 'sqlite' ? store : await peer();
+        await Promise.all(
+          [store, other].map(async (s, w) => {
+            for (let i = 0; i < 15; i++) await s.appendAuditEvent(audit(i, { requestId: `w${w}-${i}` }));
+          }),
+        );
+        const events = await store.listAuditEvents();
+        expect(events).toHaveLength(30);
+        expect(new Set(events.map((e) => e.requestId)).size).toBe(30);
+        expectChained(events);
+        expect(await other.getAuditHead()).toEqual({ seq: 30, hash: events[29]?.hash });
       });
     });
   });

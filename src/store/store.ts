@@ -7,11 +7,38 @@
 // - `replace` and `remove` take the resourceVersion the caller read; a mismatch throws
 //   IngotError INGOT_ERR_CONFLICT and changes nothing (optimistic concurrency).
 // - Inside `transaction(fn)`, everything fn does through its `tx` commits or rolls back together.
+import type { AuditHead, AuditOutcome, NewAuditEvent, StoredAuditEvent } from '../model/audit-event.js';
+
 /** Label and annotation maps, already validated by the model schemas. */
 export type Labels = Record<string, string>;
 export type Annotations = Record<string, string>;
 
 export type Dialect = 'sqlite' | 'postgres';
+
+export type { AuditChange, AuditHead, AuditOutcome, AuditTarget, NewAuditEvent, StoredAuditEvent } from '../model/audit-event.js';
+
+/** Filters for listAuditEvents; all given filters must match. */
+export interface AuditListOptions {
+  /** Only events with seq greater than this (paging forward). */
+  afterSeq?: number;
+  /** Only events with seq less than this (paging backward with order 'desc'). */
+  beforeSeq?: number;
+  /** 1..1000; default 500. */
+  limit?: number;
+  /** 'asc' (default, oldest first) or 'desc' (newest first, for `audit tail`). */
+  order?: 'asc' | 'desc';
+  actor?: string;
+  action?: string;
+  outcome?: AuditOutcome;
+  targetKind?: string;
+  targetProject?: string;
+  targetName?: string;
+  /** The actor's project. */
+  project?: string;
+  /** ISO 8601 bounds on `time`, inclusive from, exclusive until. */
+  since?: string;
+  until?: string;
+}
 
 /** A resource row as stored; the API layer turns it into the public envelope. */
 export interface StoredResource {
@@ -180,6 +207,19 @@ export interface Store {
   listTokens(): Promise<StoredToken[]>;
   touchToken(id: string, at: string): Promise<void>;
   revokeToken(id: string, at: string): Promise<void>;
+
+  // Audit trail (append-only, hash-chained; see src/model/audit-event.ts and docs/audit.md)
+  /**
+   * Appends one event at the end of the chain: assigns the next seq (no gaps, even after a
+   * rollback), sets prevHash to the latest event's hash and computes hash, all in one
+   * transaction under the store's write-order lock, so concurrent appenders (several server
+   * processes on PostgreSQL) never fork the chain. Inside transaction(fn) the event commits
+   * or rolls back with the rest. Over-long fields are truncated before hashing.
+   */
+  appendAuditEvent(event: NewAuditEvent): Promise<StoredAuditEvent>;
+  listAuditEvents(options?: AuditListOptions): Promise<StoredAuditEvent[]>;
+  /** The last appended event's seq and hash, as recorded beside the chain (detects a truncated tail). */
+  getAuditHead(): Promise<AuditHead>;
 
   // Settings: small key/value facts about this installation (e.g. bootstrap done).
   getSetting(key: string): Promise<string | undefined>;

@@ -4,10 +4,12 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Dialect } from '../store.js';
 import { initialMigration } from './0001-initial.js';
+import { auditMigration } from './0002-audit.js';
 
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001-initial': initialMigration(dialect),
+    '0002-audit': auditMigration(dialect),
   };
 }
 
