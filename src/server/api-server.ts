@@ -1,0 +1,142 @@
+// The public API: one Fastify instance with the model's TypeBox schemas for validation and the
+// OpenAPI document, one access-control hook, one error handler. Agent routes live on their own
+// instance (agent-server.ts) and are not registered here at all.
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { SecretBox } from '../store/secret-box.js';
+import type { Store } from '../store/store.js';
+import { installAccessControl } from './auth/access-control.js';
+export { registeredRoutes } from './auth/access-control.js';
+import { createAuthenticator } from './auth/authenticate.js';
+import { ACTIONS, type Policy } from './auth/policy.js';
+import type { ApiContext } from './api-context.js';
+import { registerBodyParsers } from './body-parsers.js';
+import { errorHandler, notFoundHandler } from './error-handler.js';
+import { hostRoutes } from './routes/hosts.js';
+import { metaRoutes } from './routes/meta.js';
+import { secretRoutes } from './routes/secrets.js';
+import { WatchRegistry } from './watch-stream.js';
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export interface ApiServerOptions {
+  store: Store;
+  secretBox: SecretBox;
+  policy: Policy;
+  log: Logger;
+  /** Largest request body in bytes; default 1 MiB (413 INGOT_ERR_BODY_TOO_LARGE beyond). */
+  bodyLimit?: number;
+  /** Watch stream heartbeat comment interval; default 15 s. */
+  watchHeartbeatMs?: number;
+  /** Watch stream poll interval for changes by other processes; default 1 s. */
+  watchPollMs?: number;
+}
+
+/**
+ * Ajv settings for every schema: unknown fields are rejected rather than stripped (a typo like
+ * `spec.onlin` must not silently do nothing), no type coercion or defaults (the stored document
+ * is exactly what was sent), all errors at once, and `verbose` so messages can name allowed fields.
+ */
+export const AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, verbose: true } as const;
+
+/** Shared by both listeners: request ids, error handling, x-request-id on every answer. */
+export function createBaseServer(options: { log: Logger; bodyLimit: number }): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.log,
+    bodyLimit: options.bodyLimit,
+    // Our own ids: a client-chosen id would let one forge log correlation.
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    exposeHeadRoutes: false,
+    ajv: { customOptions: AJV_OPTIONS },
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  // Response schemas document the API (OpenAPI); serialize with JSON.stringify so a schema
+  // that lags behind the code can never silently drop a field.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.addHook('onSend', async (request, reply, payload) => {
+    void reply.header('x-request-id', request.id);
+    return payload;
+  });
+  // Query strings are text; coerce declared integer/boolean parameters before validation so
+  // bodies can keep `coerceTypes: false` (a JSON "5" is not 5) while `?limit=5` still works.
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema?.querystring as { properties?: Record<string, { type?: unknown }> } | undefined;
+    const query = request.query as Record<string, unknown> | undefined;
+    if (!schema?.properties || !query) return;
+    for (const [key, property] of Object.entries(schema.properties)) {
+      const value = query[key];
+      if (typeof value !== 'string') continue;
+      if (property.type === 'integer' && /^-?[0-9]{1,15}$/.test(value)) query[key] = Number(value);
+      else if (property.type === 'boolean' && (value === 'true' || value === 'false')) query[key] = value === 'true';
+    }
+  });
+  registerBodyParsers(app, options.bodyLimit);
+  closeUnusedConnectionsOnClose(app);
+  return app;
+}
+
+/**
+ * HTTP clients (undici among them) open spare connections that may never carry a request.
+ * Node's server.close() waits for those until headersTimeout (a minute), and Fastify's
+ * idle-connection closing does not count them as idle; so on close, destroy every connection
+ * that has not sent a byte. Connections with a request in flight are left to finish.
+ */
+function closeUnusedConnectionsOnClose(app: FastifyInstance): void {
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  app.addHook('preClose', async () => {
+    for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
+  });
+}
+
+export function buildApiServer(options: ApiServerOptions): FastifyInstance {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = createBaseServer({ log: options.log, bodyLimit });
+  const authenticator = createAuthenticator({
+    store: options.store,
+    onTouchError: (err) => options.log.warn({ err }, 'could not record token lastUsedAt'),
+  });
+  installAccessControl(app, { authenticator, policy: options.policy, tokenType: 'api' });
+
+  const ctx: ApiContext = {
+    store: options.store,
+    secretBox: options.secretBox,
+    policy: options.policy,
+    watches: new WatchRegistry(),
+    watchHeartbeatMs: options.watchHeartbeatMs ?? 15_000,
+    watchPollMs: options.watchPollMs ?? 1_000,
+  };
+  app.addHook('preClose', async () => ctx.watches.closeAll());
+
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Ingot API',
+        version: '1',
+        description:
+          'Bare-metal provisioning control plane. Every route but /healthz and /readyz needs `Authorization: Bearer <token>`; ' +
+          `each names its policy action (x-ingot-action). Actions: ${Object.keys(ACTIONS).filter((a) => !a.startsWith('agent:')).join(', ')}.`,
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an Ingot API token (ingot_…)' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: ({ schema, url, route }) => {
+      const action = (route.config as { action?: string } | undefined)?.action;
+      return { schema: { ...schema, ...(action ? { 'x-ingot-action': action } : {}) } as typeof schema, url };
+    },
+  });
+  void app.register(metaRoutes({ store: options.store, openapi: () => app.swagger() }));
+  void app.register(hostRoutes(ctx));
+  void app.register(secretRoutes(ctx));
+  return app;
+}

@@ -1,0 +1,194 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../store/open-store.js';
+import { SecretBox } from '../../store/secret-box.js';
+import { buildAgentServer } from '../agent-server.js';
+import { buildApiServer } from '../api-server.js';
+import { createLogger } from '../logger.js';
+import { addToken, hostManifest, secretManifest, startApiFixture, type ApiFixture } from '../testing/api-fixture.js';
+import { MissingRouteActionError, registeredRoutes } from './access-control.js';
+import { ACTIONS, createPolicy, DEFAULT_RULES, PUBLIC } from './policy.js';
+import { hashToken } from './tokens.js';
+
+let api: ApiFixture;
+
+beforeAll(async () => {
+  api = await startApiFixture();
+  expect((await api.call('POST', '/api/v1/secrets', { body: secretManifest('bmc-creds', { username: 'u', password: 'p' }) })).status).toBe(201);
+});
+afterAll(async () => {
+  await api?.close();
+});
+
+/** A request that reaches each route's handler when authorized (bodies need not be valid). */
+function requestFor(route: { method: string; url: string }, name: string): { path: string; body?: unknown } {
+  const path = route.url.replace(':name', name);
+  if (route.method === 'POST' || route.method === 'PUT' || route.method === 'PATCH') {
+    return { path, body: route.url.includes('secrets') ? secretManifest(name, { username: 'u', password: 'p' }) : hostManifest(name) };
+  }
+  return { path };
+}
+
+describe('route x role matrix (public API)', () => {
+  it('every route: no token -> 401 (unless public); no roles -> 403 naming the action; platform-admin -> neither', async () => {
+    const routes = registeredRoutes(api.app);
+    // hosts: 7 routes, secrets: 5, meta: 3
+    expect(routes.length).toBe(15);
+    for (const route of routes) {
+      const what = `${route.method} ${route.url} (${route.action})`;
+      const name = `m-${route.method.toLowerCase()}`;
+      const { path, body } = requestFor(route, name);
+      const anonymous = await api.call(route.method, path, { token: null, ...(body ? { body } : {}) });
+      if (route.action === PUBLIC) {
+        expect(anonymous.status, what).toBe(200);
+        continue;
+      }
+      expect(anonymous.status, what).toBe(401);
+      const noRoles = await api.call(route.method, path, { token: api.noRoleToken, ...(body ? { body } : {}) });
+      expect(noRoles.status, what).toBe(403);
+      expect(noRoles.json.code, what).toBe('INGOT_ERR_FORBIDDEN');
+      expect(noRoles.json.message, what).toContain(`action ${route.action}`);
+      const admin = await api.call(route.method, path, { ...(body ? { body } : {}) });
+      expect([401, 403], `${what} answered ${admin.status}: ${admin.text}`).not.toContain(admin.status);
+    }
+  });
+
+  it('only /healthz and /readyz are public, and every other route names a known action', () => {
+    const routes = registeredRoutes(api.app);
+    expect(routes.filter((r) => r.action === PUBLIC).map((r) => r.url).sort()).toEqual(['/healthz', '/readyz']);
+    for (const r of routes) if (r.action !== PUBLIC) expect(Object.keys(ACTIONS)).toContain(r.action);
+  });
+
+  it('PUT that would create also needs host:create', async () => {
+    const policy = createPolicy({ overrides: { 'host:create': [], 'host:get': ['updater', 'platform-admin'], 'host:update': ['updater'] } });
+    const limited = await startApiFixture({ policy });
+    try {
+      const updater = await addToken(limited.store, ['updater']);
+      await limited.call('POST', '/api/v1/secrets', { body: secretManifest('bmc-creds', { username: 'u', password: 'p' }) });
+      const res = await limited.call('PUT', '/api/v1/hosts/new-one', { token: updater, body: hostManifest('new-one') });
+      expect(res.status).toBe(403);
+      expect(res.json.message).toContain('action host:create');
+      expect((await limited.call('GET', '/api/v1/hosts/new-one')).status).toBe(404);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('default rules cover every action', () => {
+    for (const action of Object.keys(ACTIONS)) expect(DEFAULT_RULES[action as keyof typeof ACTIONS]?.length, action).toBeGreaterThan(0);
+  });
+});
+
+describe('tokens', () => {
+  it('refuses expired, revoked and agent tokens on the public API', async () => {
+    const expired = await addToken(api.store, ['platform-admin'], { expiresAt: Date.now() - 1000 });
+    const revoked = await addToken(api.store, ['platform-admin'], { revokedAt: new Date().toISOString() });
+    for (const [token, reason] of [
+      [expired, 'expired'],
+      [revoked, 'revoked'],
+      [api.agentToken, 'agent token'],
+    ] as const) {
+      const res = await api.call('GET', '/api/v1/hosts', { token });
+      expect(res.status, reason).toBe(401);
+      expect(res.json.message).toContain(reason);
+    }
+  });
+
+  it('records lastUsedAt on use', async () => {
+    const token = await addToken(api.store, ['platform-admin']);
+    expect((await api.store.findTokenByHash(hashToken(token)))?.lastUsedAt).toBeUndefined();
+    expect((await api.call('GET', '/api/v1/hosts', { token })).status).toBe(200);
+    // touchToken is not awaited by the request; poll the store briefly.
+    let lastUsedAt: string | undefined;
+    for (let i = 0; i < 50 && !lastUsedAt; i++) {
+      lastUsedAt = (await api.store.findTokenByHash(hashToken(token)))?.lastUsedAt;
+      if (!lastUsedAt) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(lastUsedAt).toBeTruthy();
+  });
+});
+
+describe('agent listener separation', () => {
+  it('the public listener does not serve agent routes, with or without a token', async () => {
+    for (const token of [null, api.adminToken, api.agentToken]) {
+      expect((await api.call('POST', '/agent/v1/lookup', { token, body: {} })).status).toBe(404);
+      expect((await api.call('GET', '/agent/v1/commands', { token })).status).toBe(404);
+    }
+  });
+
+  it('the agent listener does not serve the public API', async () => {
+    for (const token of [null, api.adminToken, api.agentToken]) {
+      expect((await api.call('GET', '/api/v1/hosts', { token, base: 'agent' })).status).toBe(404);
+      expect((await api.call('GET', '/api/openapi.json', { token, base: 'agent' })).status).toBe(404);
+    }
+  });
+
+  it('agent routes: 401 without a token or with an API token, 501 with an agent token; /healthz public', async () => {
+    const routes = registeredRoutes(api.agentApp);
+    expect(routes.map((r) => r.action).sort()).toEqual(['agent:commands', 'agent:heartbeat', 'agent:lookup', 'agent:results', 'public']);
+    for (const route of routes) {
+      const body = route.method === 'POST' ? { body: {} } : {};
+      if (route.action === PUBLIC) {
+        expect((await api.call(route.method, route.url, { token: null, base: 'agent' })).status).toBe(200);
+        continue;
+      }
+      expect((await api.call(route.method, route.url, { token: null, base: 'agent', ...body })).status).toBe(401);
+      expect((await api.call(route.method, route.url, { token: api.adminToken, base: 'agent', ...body })).status).toBe(401);
+      const res = await api.call(route.method, route.url, { token: api.agentToken, base: 'agent', ...body });
+      expect(res.status, route.url).toBe(501);
+      expect(res.json.code).toBe('INGOT_ERR_NOT_IMPLEMENTED');
+    }
+  });
+});
+
+describe('a route without an action', () => {
+  async function deps() {
+    const dir = mkdtempSync(join(tmpdir(), 'ingot-noaction-'));
+    const store = await openStore({ database: join(dir, 'ingot.db') });
+    return {
+      store,
+      log: createLogger({ level: 'silent' }),
+      cleanup: async () => {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  it('makes the public server fail to start', async () => {
+    const { store, log, cleanup } = await deps();
+    try {
+      const app = buildApiServer({ store, log, secretBox: new SecretBox(randomBytes(32)), policy: createPolicy() });
+      await expect(
+        (async () => {
+          await app.register(async (child) => {
+            child.get('/api/v1/unguarded', async () => ({ ok: true }));
+          });
+          await app.ready();
+        })(),
+      ).rejects.toThrow(MissingRouteActionError);
+      await app.close().catch(() => {});
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('makes the agent server fail to start, as does an unknown action', async () => {
+    const { store, log, cleanup } = await deps();
+    try {
+      const app = buildAgentServer({ store, log, policy: createPolicy() });
+      await expect(
+        (async () => {
+          app.route({ method: 'GET', url: '/agent/v1/typo', config: { action: 'agent:lookpu' as never }, handler: async () => ({}) });
+          await app.ready();
+        })(),
+      ).rejects.toThrow(/unknown config.action "agent:lookpu"/);
+      await app.close().catch(() => {});
+    } finally {
+      await cleanup();
+    }
+  });
+});

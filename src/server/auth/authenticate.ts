@@ -1,0 +1,71 @@
+// Bearer-token authentication (RFC 6750). The presented token is hashed before it is looked
+// up, so lookup time depends on the hash, not on how many leading characters an attacker got
+// right; the found hash is still compared with timingSafeEqual as a second guard.
+import { timingSafeEqual } from 'node:crypto';
+import { IngotError } from '../../model/errors.js';
+import type { Store, StoredToken } from '../../store/store.js';
+import type { Identity } from './policy.js';
+import { hashToken, isWellFormedToken } from './tokens.js';
+
+/** lastUsedAt is a hint for operators ("is this token still used?"), not an audit trail: write it at most once a minute. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export interface AuthenticatorOptions {
+  store: Store;
+  now?: () => number;
+  onTouchError?: (err: unknown) => void;
+}
+
+export interface Authenticator {
+  /** Resolves the Authorization header to an identity, or throws 401 INGOT_ERR_UNAUTHENTICATED. */
+  authenticate(authorization: string | undefined, expectedType: StoredToken['type']): Promise<Identity>;
+}
+
+function sameHash(stored: string, computed: string): boolean {
+  const a = Buffer.from(stored, 'hex');
+  const b = Buffer.from(computed, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function unauthenticated(reason: string): IngotError {
+  return new IngotError('INGOT_ERR_UNAUTHENTICATED', `${reason}; send \`Authorization: Bearer <token>\` with a valid Ingot token (the first one is printed once by \`ingot server\` on first start)`);
+}
+
+export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
+  const { store } = options;
+  const now = options.now ?? Date.now;
+  const lastTouched = new Map<string, number>();
+
+  return {
+    async authenticate(authorization, expectedType) {
+      if (!authorization) throw unauthenticated('no credentials were sent');
+      const match = /^Bearer +(\S+) *$/i.exec(authorization);
+      if (!match) throw unauthenticated('the Authorization header is not a Bearer token');
+      const token = match[1]!;
+      if (!isWellFormedToken(token)) throw unauthenticated('the token is malformed');
+      const hash = hashToken(token);
+      const found = await store.findTokenByHash(hash);
+      if (!found || !sameHash(found.hash, hash)) {
+        throw unauthenticated('the token is not known');
+      }
+      const at = now();
+      if (found.revokedAt) throw unauthenticated('the token was revoked');
+      if (found.expiresAt > 0 && found.expiresAt <= at) throw unauthenticated('the token has expired');
+      // Agent tokens only work on the agent listener and API tokens only on the public one.
+      if (found.type !== expectedType) throw unauthenticated(`this is an ${found.type} token, not valid on this listener`);
+
+      const previous = lastTouched.get(found.id) ?? (found.lastUsedAt ? Date.parse(found.lastUsedAt) : 0);
+      if (at - previous >= TOUCH_INTERVAL_MS) {
+        lastTouched.set(found.id, at);
+        store.touchToken(found.id, new Date(at).toISOString()).catch((err: unknown) => options.onTouchError?.(err));
+      }
+      return {
+        tokenId: found.id,
+        type: found.type,
+        roles: found.type === 'agent' ? ['agent'] : found.roles,
+        project: found.project,
+        hostUid: found.hostUid,
+      };
+    },
+  };
+}

@@ -1,0 +1,209 @@
+// `ingot server`: the process wiring. Opens the store (running migrations), loads or creates
+// the secret key, makes the first platform-admin token on first start, starts the public and
+// agent listeners and the conductor according to the role, and closes all of it on close().
+// Signal handling is the CLI's job; this module never touches process-wide state.
+import { randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { LevelWithSilent, Logger } from 'pino';
+import { createConductor, type Conductor, type ConductorOptions } from '../conductor/conductor.js';
+import { createSecretCredentialsResolver } from '../conductor/credentials.js';
+import { FakeFleet, type FakeFleetDelays } from '../drivers/fake/fake-fleet.js';
+import { createRedfishDriver } from '../drivers/redfish/redfish-driver.js';
+import { createDriverRegistry } from '../drivers/registry.js';
+import { openStore } from '../store/open-store.js';
+import { SecretBox } from '../store/secret-box.js';
+import { readSecretValues } from '../store/secret-reader.js';
+import type { Store } from '../store/store.js';
+import { buildAgentServer } from './agent-server.js';
+import { buildApiServer } from './api-server.js';
+import { createPolicy, type Policy } from './auth/policy.js';
+import { generateToken, hashToken, isWellFormedToken } from './auth/tokens.js';
+import { createLogger } from './logger.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:7385';
+export const DEFAULT_AGENT_LISTEN = '127.0.0.1:7386';
+export const BOOTSTRAP_SETTING = 'bootstrap.done';
+export type ServerRole = 'all' | 'api' | 'conductor';
+
+export interface RunServerOptions {
+  /** Where the SQLite database, the secret key and the fake fleet's state live (created 0700). */
+  dataDir: string;
+  /** SQLite file path or postgres:// URL; default DATA_DIR/ingot.db. */
+  database?: string;
+  /** HOST:PORT ([V6]:PORT for IPv6) of the public API; port 0 picks a free one. Default 127.0.0.1:7385. */
+  listen?: string;
+  /** HOST:PORT of the agent API (the provisioning network). Default 127.0.0.1:7386. */
+  agentListen?: string;
+  /** all (default): API + conductor; api: listeners only; conductor: reconcile only, no listeners. */
+  role?: ServerRole;
+  /** The secret key file; default DATA_DIR/secrets.key (created 0600 on first start). */
+  keyFile?: string;
+  /** The first admin token, in `ingot_…` form; default the INGOT_BOOTSTRAP_TOKEN env var, else generated. */
+  bootstrapToken?: string;
+  /** The simulated fleet for fake:// hosts; `false` disables fake:// hosts. */
+  fake?: false | { delays?: FakeFleetDelays; statePath?: string };
+  /** Enables redfish:// hosts (default true). */
+  redfish?: boolean;
+  conductor?: Partial<Omit<ConductorOptions, 'store' | 'drivers' | 'credentials'>>;
+  policy?: Policy;
+  /** A pino logger, or a level for the default one (info). */
+  log?: Logger | LevelWithSilent;
+  /** Request body limit in bytes (default 1 MiB). */
+  bodyLimit?: number;
+}
+
+export interface RunningServer {
+  /** `http://HOST:PORT` of the public API as bound ('' for role conductor). */
+  apiUrl: string;
+  /** `http://HOST:PORT` of the agent API as bound ('' for role conductor). */
+  agentUrl: string;
+  /** The first admin token, set only on the first start of an installation and only when generated here (not when supplied). */
+  bootstrapToken?: string;
+  store: Store;
+  /** Stops the conductor (waiting for running steps), then the listeners, then the store. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Parses HOST:PORT or [V6]:PORT. */
+export function parseListenAddress(value: string, option: string): { host: string; port: number } {
+  const match = /^\[([0-9a-fA-F:.]+)\]:([0-9]{1,5})$/.exec(value) ?? /^([^:[\]]+):([0-9]{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new Error(`${option} "${value}" is not HOST:PORT (e.g. 127.0.0.1:7385, 0.0.0.0:7385, [::1]:7385; port 0 picks a free port)`);
+  }
+  return { host: match[1]!, port };
+}
+
+function urlOf(app: FastifyInstance): string {
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('listener has no TCP address');
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+function prepareDataDir(dataDir: string, log: Logger): string {
+  const dir = resolve(dataDir);
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } else if ((statSync(dir).mode & 0o077) !== 0) {
+    log.warn({ dataDir: dir }, `data directory ${dir} is accessible to group or others; run \`chmod 700 ${dir}\``);
+  }
+  return dir;
+}
+
+/**
+ * On the first start of an installation (no token exists and the bootstrap setting is unset)
+ * creates a platform-admin token and stores only its hash. Returns the token when it was
+ * generated here, so the caller prints it once; a supplied token is not echoed back.
+ */
+export async function bootstrapAdminToken(store: Store, supplied: string | undefined): Promise<{ created: boolean; token?: string }> {
+  if (supplied !== undefined && !isWellFormedToken(supplied)) {
+    throw new Error('the bootstrap token (INGOT_BOOTSTRAP_TOKEN) must be "ingot_" followed by 43 base64url characters, as `ingot token generate` prints; unset it to have one generated');
+  }
+  return store.transaction(async (tx) => {
+    if ((await tx.getSetting(BOOTSTRAP_SETTING)) !== undefined) return { created: false };
+    if ((await tx.listTokens()).length > 0) {
+      await tx.setSetting(BOOTSTRAP_SETTING, new Date().toISOString());
+      return { created: false };
+    }
+    const token = supplied ?? generateToken();
+    await tx.createToken({
+      id: randomUUID(),
+      hash: hashToken(token),
+      description: 'bootstrap platform-admin token (created on first start)',
+      roles: ['platform-admin'],
+      project: '',
+      type: 'api',
+      hostUid: '',
+      expiresAt: 0,
+      createdAt: new Date().toISOString(),
+    });
+    await tx.setSetting(BOOTSTRAP_SETTING, new Date().toISOString());
+    return supplied === undefined ? { created: true, token } : { created: true };
+  });
+}
+
+export async function runServer(opts: RunServerOptions): Promise<RunningServer> {
+  const log = typeof opts.log === 'object' ? opts.log : createLogger({ level: opts.log ?? 'info' });
+  const role = opts.role ?? 'all';
+  if (!['all', 'api', 'conductor'].includes(role)) throw new Error(`role "${role}" is not one of all, api, conductor`);
+  const listen = parseListenAddress(opts.listen ?? DEFAULT_LISTEN, 'listen');
+  const agentListen = parseListenAddress(opts.agentListen ?? DEFAULT_AGENT_LISTEN, 'agent listen');
+  const dataDir = prepareDataDir(opts.dataDir, log);
+  const policy = opts.policy ?? createPolicy();
+
+  const cleanups: Array<() => Promise<void>> = [];
+  async function closeAll(): Promise<void> {
+    // Reverse order of start: conductor, listeners, drivers, store.
+    while (cleanups.length > 0) {
+      const cleanup = cleanups.pop()!;
+      try {
+        await cleanup();
+      } catch (err) {
+        log.error({ err }, 'error while shutting down');
+      }
+    }
+  }
+
+  try {
+    const store = await openStore({ database: opts.database ?? join(dataDir, 'ingot.db'), log: (message) => log.info(message) });
+    cleanups.push(() => store.close());
+    const secretBox = await SecretBox.fromKeyFile(opts.keyFile ?? join(dataDir, 'secrets.key'));
+
+    const bootstrap = await bootstrapAdminToken(store, opts.bootstrapToken ?? process.env.INGOT_BOOTSTRAP_TOKEN);
+    if (bootstrap.created) log.info('first start: created the bootstrap platform-admin token (stored as a hash only)');
+
+    let apiUrl = '';
+    let agentUrl = '';
+    if (role !== 'conductor') {
+      const api = buildApiServer({ store, secretBox, policy, log, ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
+      cleanups.push(() => api.close());
+      await api.listen(listen);
+      apiUrl = urlOf(api);
+      const agent = buildAgentServer({ store, policy, log: log.child({ listener: 'agent' }), ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
+      cleanups.push(() => agent.close());
+      await agent.listen(agentListen);
+      agentUrl = urlOf(agent);
+      log.info({ apiUrl, agentUrl }, 'listening');
+    }
+
+    let conductor: Conductor | undefined;
+    if (role !== 'api') {
+      const fake = opts.fake === false ? undefined : new FakeFleet({ ...(opts.fake?.delays ? { delays: opts.fake.delays } : {}), statePath: opts.fake?.statePath ?? join(dataDir, 'fake-fleet.json') });
+      const redfish = opts.redfish === false ? undefined : createRedfishDriver();
+      if (redfish) cleanups.push(() => redfish.close());
+      const drivers = createDriverRegistry({ ...(fake ? { fake } : {}), ...(redfish ? { redfish } : {}) });
+      const credentials = createSecretCredentialsResolver((ref) => readSecretValues(store, secretBox, ref));
+      const conductorLog = log.child({ component: 'conductor' });
+      conductor = createConductor({
+        log: {
+          info: (message, fields) => conductorLog.info(fields ?? {}, message),
+          warn: (message, fields) => conductorLog.warn(fields ?? {}, message),
+          error: (message, fields) => conductorLog.error(fields ?? {}, message),
+        },
+        ...opts.conductor,
+        store,
+        drivers,
+        credentials,
+      });
+      const started = conductor;
+      cleanups.push(() => started.stop());
+      await conductor.start();
+    }
+
+    let closing: Promise<void> | undefined;
+    return {
+      apiUrl,
+      agentUrl,
+      ...(bootstrap.token ? { bootstrapToken: bootstrap.token } : {}),
+      store,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

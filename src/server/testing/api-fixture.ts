@@ -1,0 +1,141 @@
+// A real public API for tests: SQLite file in a temp dir, real SecretBox, real HTTP on
+// 127.0.0.1 port 0, and tokens for an admin and for a caller with no roles.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { SecretBox } from '../../store/secret-box.js';
+import { openStore } from '../../store/open-store.js';
+import type { Store } from '../../store/store.js';
+import { buildAgentServer } from '../agent-server.js';
+import { buildApiServer } from '../api-server.js';
+import { createPolicy, type Policy } from '../auth/policy.js';
+import { generateToken, hashToken } from '../auth/tokens.js';
+import { createLogger } from '../logger.js';
+
+export interface ApiFixture {
+  url: string;
+  agentUrl: string;
+  app: FastifyInstance;
+  agentApp: FastifyInstance;
+  store: Store;
+  adminToken: string;
+  noRoleToken: string;
+  agentToken: string;
+  /** Every response body read through `call`, for "no secret value ever appears" checks. */
+  bodies: string[];
+  call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
+  close(): Promise<void>;
+}
+
+export interface CallOptions {
+  token?: string | null;
+  body?: unknown;
+  /** Raw body text (sent as is); overrides `body`. */
+  raw?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+  base?: 'api' | 'agent';
+}
+
+export interface CallResult {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
+
+export async function addToken(store: Store, roles: string[], opts: { type?: 'api' | 'agent'; expiresAt?: number; revokedAt?: string } = {}): Promise<string> {
+  const token = generateToken();
+  await store.createToken({
+    id: randomUUID(),
+    hash: hashToken(token),
+    description: `test ${roles.join(',') || 'no roles'}`,
+    roles,
+    project: '',
+    type: opts.type ?? 'api',
+    hostUid: '',
+    expiresAt: opts.expiresAt ?? 0,
+    createdAt: new Date().toISOString(),
+    ...(opts.revokedAt ? { revokedAt: opts.revokedAt } : {}),
+  });
+  return token;
+}
+
+export async function startApiFixture(options: { policy?: Policy; bodyLimit?: number; watchPollMs?: number; watchHeartbeatMs?: number } = {}): Promise<ApiFixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'ingot-api-'));
+  const store = await openStore({ database: join(dir, 'ingot.db') });
+  const log = createLogger({ level: process.env.INGOT_TEST_LOG ? 'debug' : 'silent' });
+  const policy = options.policy ?? createPolicy();
+  const app = buildApiServer({
+    store,
+    secretBox: new SecretBox(randomBytes(32)),
+    policy,
+    log,
+    ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+    ...(options.watchPollMs ? { watchPollMs: options.watchPollMs } : {}),
+    ...(options.watchHeartbeatMs ? { watchHeartbeatMs: options.watchHeartbeatMs } : {}),
+  });
+  const agentApp = buildAgentServer({ store, policy, log });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const agentUrl = await agentApp.listen({ host: '127.0.0.1', port: 0 });
+  const adminToken = await addToken(store, ['platform-admin']);
+  const noRoleToken = await addToken(store, []);
+  const agentToken = await addToken(store, [], { type: 'agent' });
+  const bodies: string[] = [];
+
+  async function call(method: string, path: string, o: CallOptions = {}): Promise<CallResult> {
+    const headers: Record<string, string> = { ...o.headers };
+    const token = o.token === undefined ? adminToken : o.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    let body: string | undefined;
+    if (o.raw !== undefined) body = o.raw;
+    else if (o.body !== undefined) body = JSON.stringify(o.body);
+    if (body !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
+    const res = await fetch(`${o.base === 'agent' ? agentUrl : url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await res.text();
+    bodies.push(text);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  }
+
+  return {
+    url,
+    agentUrl,
+    app,
+    agentApp,
+    store,
+    adminToken,
+    noRoleToken,
+    agentToken,
+    bodies,
+    call,
+    async close() {
+      await app.close();
+      await agentApp.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const CHECKSUM_SHA256 = 'a'.repeat(64);
+
+export function hostManifest(name: string, spec: Record<string, unknown> = {}, metadata: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'ingot.dev/v1',
+    kind: 'Host',
+    metadata: { name, ...metadata },
+    spec: { bmc: { address: `fake://${name}`, credentialsName: 'bmc-creds' }, online: false, ...spec },
+  };
+}
+
+export function secretManifest(name: string, stringData: Record<string, string>, metadata: Record<string, unknown> = {}): Record<string, unknown> {
+  return { apiVersion: 'ingot.dev/v1', kind: 'Secret', metadata: { name, ...metadata }, stringData };
+}
