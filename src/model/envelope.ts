@@ -20,9 +20,12 @@ export const Name = Type.String({
 
 export const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN, maxLength: 317 }), Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }), {
   maxProperties: 64,
+  // Without this a key that fails the pattern would slip through patternProperties unchecked.
+  additionalProperties: false,
 });
 export const Annotations = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN, maxLength: 317 }), Type.String({ maxLength: 4096 }), {
   maxProperties: 64,
+  additionalProperties: false,
 });
 
 /** What a client may send in metadata; the server owns uid, timestamps and (on create) resourceVersion. */

@@ -16,6 +16,7 @@ export const SecretInput = Type.Object(
     stringData: Type.Record(Type.String({ pattern: SECRET_KEY_PATTERN }), Type.String({ maxLength: MAX_SECRET_BYTES }), {
       minProperties: 1,
       maxProperties: 32,
+      additionalProperties: false,
       description: 'write-only values; never returned',
     }),
     type: Type.Optional(Type.String({ maxLength: 128 })),
