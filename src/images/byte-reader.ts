@@ -1,0 +1,58 @@
+// Random-access view of image bytes for the format inspector. The same interface serves a
+// file on disk (the conductor's cache, the agent's scratch file) and the buffered head of a
+// download that is still streaming, so inspection never needs the whole image in memory.
+import { open } from 'node:fs/promises';
+
+export interface ByteReader {
+  /** Number of bytes that can be read (offsets 0 … size-1). */
+  readonly size: number;
+  /**
+   * False when `size` is only a prefix of the image (a download's head): regions past it
+   * could not be inspected, and the inspector reports that instead of assuming they are
+   * harmless. Absent means true.
+   */
+  readonly complete?: boolean;
+  /** Reads up to `length` bytes at `offset`; returns fewer only at the end of the bytes. */
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+export function bufferReader(bytes: Buffer, opts: { complete?: boolean } = {}): ByteReader {
+  return {
+    size: bytes.length,
+    complete: opts.complete ?? true,
+    async read(offset, length) {
+      return bytes.subarray(offset, Math.min(bytes.length, offset + length));
+    },
+  };
+}
+
+export interface FileReader extends ByteReader {
+  close(): Promise<void>;
+}
+
+/** Opens `path` read-only; call close() when done. */
+export async function openFileReader(path: string): Promise<FileReader> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    return {
+      size,
+      complete: true,
+      async read(offset, length) {
+        const want = Math.max(0, Math.min(length, size - offset));
+        const buf = Buffer.alloc(want);
+        let done = 0;
+        while (done < want) {
+          const { bytesRead } = await handle.read(buf, done, want - done, offset + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+        return buf.subarray(0, done);
+      },
+      close: () => handle.close(),
+    };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
