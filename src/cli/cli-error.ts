@@ -1,0 +1,56 @@
+// Errors the CLI shows a person: every message says what happened and what to do next.
+import { ApiError } from '../client/api-error.js';
+import { HostFailedError, WaitTimeoutError } from '../client/wait-for-host-state.js';
+
+/** A failure the CLI already phrased for the user; `exitCode` is what the process exits with. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+  }
+}
+
+export const LOGIN_HINT = 'set INGOT_SERVER and INGOT_TOKEN, or run `ingot login --server URL --token TOKEN`';
+
+/** Words for any error that reaches the top of a command. */
+export function explainError(err: unknown): string {
+  if (err instanceof CliError) return err.message;
+  if (err instanceof HostFailedError) {
+    if (err.failedIn === 'deleted') return `${err.message}; see what happened with \`ingot host events ${err.hostName}\``;
+    return [
+      err.message,
+      `  see what happened: ingot host events ${err.hostName}`,
+      `  then fix the cause (for example the BMC address or the credentials secret) and re-apply the host, or remove it: ingot host delete ${err.hostName}`,
+    ].join('\n');
+  }
+  if (err instanceof WaitTimeoutError) {
+    return `${err.message}; it may still get there: follow it with \`ingot host show ${err.hostName}\` and \`ingot host events ${err.hostName}\`, or wait longer with --timeout`;
+  }
+  if (err instanceof ApiError) return explainApiError(err);
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+export function explainApiError(err: ApiError): string {
+  if (err.code === 'INGOT_ERR_CONNECTION') {
+    return `${err.message}. Is \`ingot server\` running? Set INGOT_SERVER or run \`ingot login\``;
+  }
+  if (err.code === 'INGOT_ERR_TIMEOUT') return `${err.message}; check that the server is healthy (curl ${err.server}/readyz) and try again`;
+  switch (err.status) {
+    case 401:
+      return `the token was refused: ${err.message}; get a valid token and run \`ingot login --server ${err.server} --token TOKEN\` (or set INGOT_TOKEN)`;
+    case 403:
+      return `not allowed: ${err.message}; ask a platform admin for a role that allows it`;
+    case 429:
+      return `${err.message}; the server is rate limiting you, wait a moment and try again`;
+    default:
+      break;
+  }
+  const details = err.details.length > 0 && !err.details.every((d) => err.message.includes(d.field))
+    ? '\n' + err.details.map((d) => `  ${d.field}: ${d.message}`).join('\n')
+    : '';
+  if (err.status >= 500) return `the server failed (${err.status} ${err.code}): ${err.message}${details}; look at the server log and try again`;
+  return `${err.message}${details}`;
+}

@@ -1,0 +1,187 @@
+// `ingot lab …`: the simulated lab (servers with real Redfish BMCs) — thin wrappers around
+// src/lab: start it, enroll its systems into an Ingot server, and inject faults.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { enrollLab } from '../../lab/enroll.js';
+import { LabAdminClient } from '../../lab/lab-fault-client.js';
+import { startLab } from '../../lab/run-lab.js';
+import type { FaultPatch } from '../../lab/faults.js';
+import { CliError } from '../cli-error.js';
+import { resolveConfig } from '../config.js';
+import type { CommandContext } from '../context.js';
+import { parseListen } from '../listen-address.js';
+import { parseOutputFormat, render, renderTable } from '../output.js';
+
+const DEFAULT_LAB_DIR = './.ingot-lab';
+
+export function registerLab(program: Command, ctx: CommandContext): void {
+  const lab = program
+    .command('lab')
+    .description('run simulated servers with Redfish BMCs (start it with no subcommand), enroll them, inject faults')
+    // `lab` and its subcommands share option names (--data-dir): each takes the ones after it.
+    .enablePositionalOptions()
+    .option('--hosts <n>', 'how many simulated servers', '4')
+    .option('--listen <host:port>', 'address of the lab Redfish service', '127.0.0.1:8443')
+    .option('--data-dir <dir>', 'where the lab keeps its state, CA and credentials', DEFAULT_LAB_DIR)
+    .option('--profile <file>', 'hardware profile (YAML/JSON)')
+    .option('--power-transition <ms>', 'how long power on/off takes', '1000')
+    .action(ctx.run(async (opts: { hosts: string; listen: string; dataDir: string; profile?: string; powerTransition: string }) => {
+      const hosts = Number(opts.hosts);
+      if (!Number.isInteger(hosts) || hosts < 1) throw new CliError(`--hosts ${opts.hosts}: use a whole number of at least 1`);
+      const powerTransitionMs = Number(opts.powerTransition);
+      if (!Number.isInteger(powerTransitionMs) || powerTransitionMs < 0) throw new CliError(`--power-transition ${opts.powerTransition}: use a whole number of milliseconds`);
+      parseListen(opts.listen, '--listen');
+      const dataDir = resolve(opts.dataDir);
+      let running;
+      try {
+        running = await startLab({ hosts, listen: opts.listen, dataDir, powerTransitionMs, ...(opts.profile ? { profile: opts.profile } : {}) });
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      ctx.out.write(`Ingot lab: ${running.systems.length} simulated servers, Redfish at ${running.url}\n`);
+      ctx.out.write(`Lab CA: ${running.caFile}\nBMC credentials: ${running.credentialsFile} (owner-only)\n`);
+      ctx.out.write(`Enroll them into a server: ingot lab enroll --data-dir ${opts.dataDir} (uses INGOT_SERVER / INGOT_TOKEN or \`ingot login\`)\n`);
+      ctx.out.write('Press Ctrl-C to stop.\n');
+      await new Promise<void>((done) => {
+        const stop = () => {
+          ctx.err.write('ingot: stopping the lab\n');
+          running
+            .close()
+            .catch((err: unknown) => {
+              ctx.err.write(`ingot: error while stopping the lab: ${(err as Error).message}\n`);
+              process.exitCode = 1;
+            })
+            .finally(done);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    }));
+
+  lab
+    .command('enroll')
+    .description("create a Secret and a Host in Ingot for each of the lab's systems")
+    .option('--server <url>', 'the Ingot API (default: INGOT_SERVER or `ingot login`)')
+    .option('--token <token>', 'API token (default: INGOT_TOKEN or `ingot login`)')
+    .option('--data-dir <dir>', 'the lab data directory', DEFAULT_LAB_DIR)
+    .option('--lab-url <url>', 'https://HOST:PORT of the lab (default: where the lab last listened)')
+    .option('--systems <ids>', 'only these system ids, comma-separated')
+    .option('-o, --output <format>', 'output format: table (default), json, yaml')
+    .action(ctx.run(async (opts: { server?: string; token?: string; dataDir: string; labUrl?: string; systems?: string; output?: string }) => {
+      const format = parseOutputFormat(opts.output);
+      const config = resolveConfig(process.env, opts.server);
+      const server = config.server;
+      const token = opts.token ?? config.token;
+      if (!server || !token) throw new CliError('say which Ingot server to enroll into: --server URL --token TOKEN, or set INGOT_SERVER and INGOT_TOKEN, or run `ingot login`');
+      let result;
+      try {
+        result = await enrollLab({
+          server,
+          token,
+          dataDir: resolve(opts.dataDir),
+          ...(opts.labUrl ? { labUrl: opts.labUrl } : {}),
+          ...(opts.systems ? { systems: opts.systems.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+        });
+      } catch (err) {
+        const cause = (err as Error).message;
+        if (/fetch failed/.test(cause)) throw new CliError(`cannot reach the Ingot API at ${server}. Is \`ingot server\` running? Set INGOT_SERVER or run \`ingot login\``);
+        throw new CliError(`enrolling the lab failed: ${cause}`);
+      }
+      ctx.out.write(
+        render(result, format, () =>
+          renderTable(['HOST', 'SECRET', 'BMC ADDRESS', 'BOOT MAC'], result.hosts.map((h) => [h.name, h.secretName, h.address, h.bootMACAddress])) +
+          `${result.hosts.length} hosts enrolled (CA in secret/${result.caSecretName}); follow them with \`ingot host list\`\n`,
+        ),
+      );
+    }));
+
+  const fault = lab.command('fault').description("inject or clear faults in a lab system's BMC");
+  const labClient = (dataDir: string, url?: string) =>
+    LabAdminClient.fromDataDir(resolve(dataDir), url).catch((err: unknown) => {
+      throw new CliError(`cannot use the lab in ${dataDir}: ${(err as Error).message}; start it with \`ingot lab --data-dir ${dataDir}\``);
+    });
+
+  fault
+    .command('list')
+    .description('systems with their power state and faults')
+    .option('--data-dir <dir>', 'the lab data directory', DEFAULT_LAB_DIR)
+    .option('-o, --output <format>', 'output format: table (default), json, yaml')
+    .action(ctx.run(async (opts: { dataDir: string; output?: string }) => {
+      const format = parseOutputFormat(opts.output);
+      const client = await labClient(opts.dataDir);
+      try {
+        const systems = await client.listSystems();
+        ctx.out.write(
+          render({ systems }, format, () =>
+            renderTable(['SYSTEM', 'POWER', 'FAULTS'], systems.map((s) => [s.id, s.powerState, describeFaults(s.faults)])),
+          ),
+        );
+      } finally {
+        await client.close();
+      }
+    }));
+
+  fault
+    .command('set')
+    .description('inject faults into one system (merged with its current faults)')
+    .argument('<system>')
+    .option('--data-dir <dir>', 'the lab data directory', DEFAULT_LAB_DIR)
+    .option('--delay <ms>', 'delay every Redfish answer by this long')
+    .option('--error-burst <n>', 'answer the next N requests with an error')
+    .option('--error-status <status>', 'the status of those errors (500-599)')
+    .option('--drop-connections <n>', 'drop the next N connections unanswered')
+    .option('--ignore-power', 'accept power actions and do nothing')
+    .option('--fail-drive-writes <indexes>', 'comma-separated drive indexes whose writes fail')
+    .action(ctx.run(async (system: string, opts: { dataDir: string; delay?: string; errorBurst?: string; errorStatus?: string; dropConnections?: string; ignorePower?: boolean; failDriveWrites?: string }) => {
+      const patch: FaultPatch = {};
+      if (opts.delay !== undefined) patch.delayMs = int(opts.delay, '--delay');
+      if (opts.errorBurst !== undefined) patch.errorBurst = int(opts.errorBurst, '--error-burst');
+      if (opts.errorStatus !== undefined) patch.errorStatus = int(opts.errorStatus, '--error-status');
+      if (opts.dropConnections !== undefined) patch.dropConnections = int(opts.dropConnections, '--drop-connections');
+      if (opts.ignorePower) patch.ignorePower = true;
+      if (opts.failDriveWrites !== undefined) patch.failDriveWrites = opts.failDriveWrites.split(',').filter(Boolean).map((x) => int(x, '--fail-drive-writes'));
+      if (Object.keys(patch).length === 0) throw new CliError('say which fault to inject, e.g. --error-burst 3 or --delay 2000 (see --help)');
+      const client = await labClient(opts.dataDir);
+      try {
+        const faults = await client.setFaults(system, patch);
+        ctx.out.write(`${system}: ${describeFaults(faults)}\n`);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      } finally {
+        await client.close();
+      }
+    }));
+
+  fault
+    .command('clear')
+    .description('remove every fault from one system')
+    .argument('<system>')
+    .option('--data-dir <dir>', 'the lab data directory', DEFAULT_LAB_DIR)
+    .action(ctx.run(async (system: string, opts: { dataDir: string }) => {
+      const client = await labClient(opts.dataDir);
+      try {
+        await client.clearFaults(system);
+        ctx.out.write(`${system}: no faults\n`);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      } finally {
+        await client.close();
+      }
+    }));
+}
+
+function int(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new CliError(`${flag} ${text}: use a whole number`);
+  return n;
+}
+
+function describeFaults(f: { delayMs: number; errorBurst: number; errorStatus: number; dropConnections: number; ignorePower: boolean; failDriveWrites: number[] }): string {
+  const parts: string[] = [];
+  if (f.delayMs) parts.push(`delay ${f.delayMs}ms`);
+  if (f.errorBurst) parts.push(`next ${f.errorBurst} answers ${f.errorStatus}`);
+  if (f.dropConnections) parts.push(`drop next ${f.dropConnections} connections`);
+  if (f.ignorePower) parts.push('ignores power actions');
+  if (f.failDriveWrites.length) parts.push(`drive writes fail: ${f.failDriveWrites.join(',')}`);
+  return parts.join(', ') || 'none';
+}

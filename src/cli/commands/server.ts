@@ -1,0 +1,105 @@
+// `ingot server`: the API, agent API and conductor in one process (or one role of them).
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { LevelWithSilent } from 'pino';
+import { createLogger } from '../../server/logger.js';
+import { runServer } from '../../server/run-server.js';
+import { CliError } from '../cli-error.js';
+import type { CommandContext } from '../context.js';
+import { parseListen } from '../listen-address.js';
+
+const ROLES = ['all', 'api', 'conductor'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export interface ServerFlags {
+  dataDir: string;
+  listen?: string;
+  agentListen?: string;
+  database?: string;
+  role: string;
+  logLevel: string;
+  keyFile?: string;
+}
+
+export function registerServer(program: Command, ctx: CommandContext): void {
+  program
+    .command('server')
+    .description('run the Ingot API, agent API and conductor')
+    .option('--data-dir <dir>', 'where the embedded database and keys live', './.ingot')
+    .option('--listen <host:port>', 'public API address (default 127.0.0.1:7385)')
+    .option('--agent-listen <host:port>', 'agent API address, on the provisioning network (default 127.0.0.1:7386)')
+    .option('--database <url>', 'postgres://… to share one PostgreSQL between servers (default: SQLite in the data dir)')
+    .option('--role <role>', `what this process runs: ${ROLES.join(', ')}`, 'all')
+    .option('--key-file <path>', 'the secret-encryption key file (default: in the data dir)')
+    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, 'info')
+    .action(ctx.run(async (opts: ServerFlags) => {
+      await serverCommand(ctx, opts);
+    }));
+}
+
+async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<void> {
+  if (!(ROLES as readonly string[]).includes(opts.role)) throw new CliError(`--role ${opts.role}: use one of ${ROLES.join(', ')}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) throw new CliError(`--log-level ${opts.logLevel}: use one of ${LOG_LEVELS.join(', ')}`);
+  const listen = opts.listen ? parseListen(opts.listen, '--listen') : undefined;
+  const agentListen = opts.agentListen ? parseListen(opts.agentListen, '--agent-listen') : undefined;
+  const dataDir = resolve(opts.dataDir);
+
+  let server: Awaited<ReturnType<typeof runServer>>;
+  try {
+    server = await runServer({
+      dataDir,
+      database: opts.database,
+      listen: listen ? opts.listen!.trim() : undefined,
+      agentListen: agentListen ? opts.agentListen!.trim() : undefined,
+      role: opts.role as (typeof ROLES)[number],
+      keyFile: opts.keyFile,
+      // Logs (JSON) go to stderr, so standard output carries only the banner a person or script reads.
+      log: createLogger({ level: opts.logLevel as LevelWithSilent, destination: process.stderr }),
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code === 'EADDRINUSE') throw new CliError(`cannot listen: ${(err as Error).message}; another process uses that address: stop it or choose another with --listen / --agent-listen`);
+    if (code === 'EACCES') throw new CliError(`cannot listen: ${(err as Error).message}; ports below 1024 need privileges: choose another with --listen`);
+    throw err;
+  }
+
+  const out = ctx.out;
+  if (server.apiUrl) out.write(`Ingot API listening on ${server.apiUrl}\n`);
+  if (server.agentUrl) out.write(`Ingot agent API listening on ${server.agentUrl}\n`);
+  out.write(`Data directory: ${dataDir}${opts.database ? '' : ' (embedded SQLite database)'}\n`);
+  if (server.bootstrapToken) {
+    out.write(`Bootstrap admin token (shown once; store it safely): ${server.bootstrapToken}\n`);
+    out.write('Use it with the CLI:\n');
+    out.write(`  export INGOT_SERVER=${server.apiUrl} INGOT_TOKEN=${server.bootstrapToken}\n`);
+    out.write('  ingot host list\n');
+    out.write(`or save it: ingot login --server ${server.apiUrl} --token <token>\n`);
+  } else if (server.apiUrl) {
+    out.write(`Use the admin token printed on the first start: export INGOT_SERVER=${server.apiUrl} INGOT_TOKEN=<token>, or \`ingot login\`\n`);
+  }
+  out.write('Press Ctrl-C to stop.\n');
+
+  await new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        ctx.err.write(`ingot: ${signal} again: exiting without waiting\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      ctx.err.write(`ingot: ${signal} received, shutting down (again to force)\n`);
+      server
+        .close()
+        .then(() => {
+          ctx.err.write('ingot: server stopped\n');
+          resolveStop();
+        })
+        .catch((err: unknown) => {
+          ctx.err.write(`ingot: error while shutting down: ${(err as Error)?.message ?? String(err)}\n`);
+          process.exitCode = 1;
+          resolveStop();
+        });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

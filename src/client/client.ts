@@ -1,0 +1,371 @@
+// The typed Ingot API client, used by the CLI, tests and the console. It speaks only the
+// public REST API (never the store), so whatever it can do, any HTTP client can do too.
+import type { ResourceList } from '../model/envelope.js';
+import type { Host, HostInput } from '../model/host.js';
+import type { Secret, SecretInput } from '../model/secret.js';
+import { ApiError, describeFetchFailure } from './api-error.js';
+import { SseParser } from './sse-parser.js';
+
+export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+export interface ClientOptions {
+  /** API base URL, e.g. http://127.0.0.1:7385 (a path prefix is kept). */
+  server: string;
+  /** Bearer token; omitted only for unauthenticated probes such as /healthz. */
+  token?: string;
+  /** Defaults to the global fetch (undici under Node 20). */
+  fetch?: FetchLike;
+  /** Upper bound on one response body; larger answers fail with INGOT_ERR_RESPONSE_TOO_LARGE. */
+  maxResponseBytes?: number;
+  /** Per-request timeout for ordinary (non-watch) requests; default 60 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  limit?: number;
+  continue?: string;
+}
+
+export interface HostEvent {
+  id: number;
+  type: 'Normal' | 'Warning' | string;
+  reason: string;
+  message: string;
+  fromState?: string;
+  toState?: string;
+  createdAt: string;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | string;
+
+export interface WatchEvent<T> {
+  type: WatchEventType;
+  object: T;
+  /** The SSE id of this event: resume after it with Last-Event-ID. */
+  id: string;
+}
+
+export interface WatchOptions {
+  labelSelector?: string;
+  signal?: AbortSignal;
+  /** Resume after this event id (as if reconnecting). */
+  lastEventId?: string;
+  /** Delay before reconnecting when the server did not say (`retry:`); default 1000 ms. */
+  reconnectDelayMs?: number;
+  /** Give up after this many consecutive failed (re)connections; default unlimited. */
+  maxReconnectAttempts?: number;
+  /** Called when the stream dropped and is about to be reopened. */
+  onReconnect?: (info: { attempt: number; lastEventId: string; error?: unknown }) => void;
+}
+
+export interface ApplyResult<T> {
+  object: T;
+  /** true when the PUT created the resource (201), false when it replaced it (200). */
+  created: boolean;
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+}
+
+export interface RawResponse<T = unknown> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface IngotClient {
+  readonly server: string;
+  /** Any API call: JSON in, JSON out; non-2xx throws ApiError. */
+  request<T = unknown>(method: string, path: string, options?: RequestOptions): Promise<RawResponse<T>>;
+  hosts: {
+    list(options?: ListOptions): Promise<ResourceList<Host>>;
+    /** Follows `continue` cursors until the last page. */
+    listAll(options?: Omit<ListOptions, 'continue'>): Promise<Host[]>;
+    get(name: string): Promise<Host>;
+    create(input: HostInput): Promise<Host>;
+    /** Create-or-replace with PUT; include metadata.resourceVersion for compare-and-swap. */
+    apply(input: HostInput): Promise<ApplyResult<Host>>;
+    /** JSON merge patch (RFC 7396): null removes a field. */
+    patch(name: string, patch: Record<string, unknown>): Promise<Host>;
+    /** Asks for deletion (202); the conductor powers the host off and removes it. */
+    delete(name: string): Promise<Host | undefined>;
+    events(name: string, options?: { afterId?: number; limit?: number }): Promise<HostEvent[]>;
+    watch(options?: WatchOptions): AsyncIterableIterator<WatchEvent<Host>>;
+  };
+  secrets: {
+    list(options?: ListOptions): Promise<ResourceList<Secret>>;
+    get(name: string): Promise<Secret>;
+    create(input: SecretInput): Promise<Secret>;
+    apply(input: SecretInput): Promise<ApplyResult<Secret>>;
+    delete(name: string): Promise<void>;
+  };
+}
+
+const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+export function createClient(options: ClientOptions): IngotClient {
+  const server = options.server.replace(/\/+$/, '');
+  let parsedServer: URL;
+  try {
+    parsedServer = new URL(server);
+  } catch {
+    throw new ApiError({ status: 0, code: 'INGOT_ERR_CONNECTION', message: `"${options.server}" is not a URL; use the form http://HOST:PORT`, server });
+  }
+  if (parsedServer.protocol !== 'http:' && parsedServer.protocol !== 'https:') {
+    throw new ApiError({ status: 0, code: 'INGOT_ERR_CONNECTION', message: `"${options.server}" must start with http:// or https://`, server });
+  }
+  const doFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
+  const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const timeoutMs = options.requestTimeoutMs ?? 60_000;
+
+  function url(path: string, query?: RequestOptions['query']): string {
+    const u = new URL(server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u.toString();
+  }
+
+  function headers(extra?: Record<string, string>): Record<string, string> {
+    const h: Record<string, string> = { accept: 'application/json', ...extra };
+    if (options.token) h.authorization = `Bearer ${options.token}`;
+    return h;
+  }
+
+  async function send(method: string, path: string, opts: RequestOptions, accept?: string, useTimeout = true): Promise<Response> {
+    const init: RequestInit = { method, headers: headers({ ...(accept ? { accept } : {}), ...opts.headers }) };
+    if (opts.body !== undefined) {
+      init.body = JSON.stringify(opts.body);
+      (init.headers as Record<string, string>)['content-type'] = opts.contentType ?? 'application/json';
+    }
+    const signals: AbortSignal[] = [];
+    if (opts.signal) signals.push(opts.signal);
+    if (useTimeout) signals.push(AbortSignal.timeout(timeoutMs));
+    if (signals.length > 0) init.signal = signals.length === 1 ? signals[0] : AbortSignal.any(signals);
+    try {
+      return await doFetch(url(path, opts.query), init);
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      if ((err as Error)?.name === 'TimeoutError') {
+        throw new ApiError({ status: 0, code: 'INGOT_ERR_TIMEOUT', message: `the Ingot API at ${server} did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s`, server, cause: err });
+      }
+      throw new ApiError({ status: 0, code: 'INGOT_ERR_CONNECTION', message: `cannot reach the Ingot API at ${server}: ${describeFetchFailure(err)}`, server, cause: err });
+    }
+  }
+
+  async function readBody(res: Response): Promise<string> {
+    const declared = Number(res.headers.get('content-length') ?? '');
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    if (!res.body) return '';
+    const reader = res.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  function tooLarge(): ApiError {
+    return new ApiError({ status: 0, code: 'INGOT_ERR_RESPONSE_TOO_LARGE', message: `the answer from ${server} is larger than ${maxBytes} bytes; ask for smaller pages (--limit)`, server });
+  }
+
+  async function errorFrom(res: Response, method: string, path: string): Promise<ApiError> {
+    let text = '';
+    try {
+      text = await readBody(res);
+    } catch {
+      // the status alone still tells what happened
+    }
+    let parsed: { code?: unknown; message?: unknown; details?: unknown } | undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    const code = typeof parsed?.code === 'string' ? parsed.code : `HTTP_${res.status}`;
+    const message = typeof parsed?.message === 'string' ? parsed.message : `${method} ${path} answered ${res.status} ${res.statusText}`.trim();
+    const details = Array.isArray(parsed?.details)
+      ? (parsed.details as unknown[]).filter((d): d is { field: string; message: string } => typeof (d as { field?: unknown })?.field === 'string' && typeof (d as { message?: unknown })?.message === 'string')
+      : [];
+    return new ApiError({ status: res.status, code, message, details, server });
+  }
+
+  async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<RawResponse<T>> {
+    const res = await send(method, path, opts);
+    if (!res.ok) throw await errorFrom(res, method, path);
+    const text = await readBody(res);
+    let body: unknown = undefined;
+    if (text.length > 0) {
+      try {
+        body = JSON.parse(text);
+      } catch (err) {
+        if ((res.headers.get('content-type') ?? '').includes('json')) {
+          throw new ApiError({ status: res.status, code: 'INGOT_ERR_BAD_RESPONSE', message: `${method} ${path} returned JSON that could not be parsed; is ${server} an Ingot API?`, server, cause: err });
+        }
+        body = text;
+      }
+    }
+    return { status: res.status, headers: res.headers, body: body as T };
+  }
+
+  const enc = encodeURIComponent;
+  const listQuery = (o: ListOptions = {}) => ({ labelSelector: o.labelSelector, limit: o.limit, continue: o.continue });
+
+  async function* watchHosts(opts: WatchOptions = {}): AsyncIterableIterator<WatchEvent<Host>> {
+    const parser = new SseParser();
+    let lastEventId = opts.lastEventId ?? '';
+    let failures = 0;
+    const maxAttempts = opts.maxReconnectAttempts ?? Infinity;
+    for (;;) {
+      if (opts.signal?.aborted) return;
+      let lastError: unknown;
+      try {
+        const res = await send(
+          'GET',
+          '/api/v1/hosts',
+          { query: { watch: 'true', labelSelector: opts.labelSelector }, signal: opts.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} },
+          'text/event-stream',
+          false,
+        );
+        if (!res.ok) {
+          const err = await errorFrom(res, 'GET', '/api/v1/hosts?watch=true');
+          // Client errors will not heal by retrying (bad token, bad selector).
+          if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw err;
+          lastError = err;
+        } else if (!(res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new ApiError({ status: res.status, code: 'INGOT_ERR_BAD_RESPONSE', message: `the watch answered ${res.headers.get('content-type') ?? 'no content type'}, not text/event-stream`, server });
+        } else if (res.body) {
+          failures = 0;
+          parser.reset();
+          const decoder = new TextDecoder();
+          const reader = res.body.getReader();
+          try {
+            for (;;) {
+              const { done, value } = await reader.read();
+              if (done) break;
+              for (const ev of parser.push(decoder.decode(value, { stream: true }))) {
+                lastEventId = ev.id || lastEventId;
+                const parsed = parseWatchData<Host>(ev.data, ev.event);
+                if (parsed) yield { ...parsed, id: ev.id };
+              }
+            }
+          } catch (err) {
+            if (opts.signal?.aborted) return;
+            lastError = err;
+          } finally {
+            reader.cancel().catch(() => undefined);
+          }
+        }
+      } catch (err) {
+        if (opts.signal?.aborted) return;
+        if (err instanceof ApiError && !err.isConnectionError) throw err;
+        if (!(err instanceof ApiError)) throw err;
+        lastError = err;
+      }
+      failures++;
+      if (failures > maxAttempts) {
+        throw lastError instanceof Error ? lastError : new ApiError({ status: 0, code: 'INGOT_ERR_CONNECTION', message: `the watch on ${server} kept closing`, server });
+      }
+      opts.onReconnect?.({ attempt: failures, lastEventId, error: lastError });
+      // A stream that closed cleanly is reopened after the server's `retry:` (or our default);
+      // failed connections back off exponentially up to 10 s.
+      const base = parser.retryMs ?? opts.reconnectDelayMs ?? 1000;
+      const delay = lastError === undefined ? base : Math.min(base * 2 ** Math.max(0, failures - 1), 10_000);
+      await sleep(delay, opts.signal);
+    }
+  }
+
+  return {
+    server,
+    request,
+    hosts: {
+      list: async (o) => (await request<ResourceList<Host>>('GET', '/api/v1/hosts', { query: listQuery(o) })).body,
+      listAll: async (o = {}) => {
+        const all: Host[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < 10_000; page++) {
+          const list = (await request<ResourceList<Host>>('GET', '/api/v1/hosts', { query: listQuery({ ...o, continue: cursor }) })).body;
+          all.push(...list.items);
+          cursor = list.metadata?.continue;
+          if (!cursor) break;
+        }
+        return all;
+      },
+      get: async (name) => (await request<Host>('GET', `/api/v1/hosts/${enc(name)}`)).body,
+      create: async (input) => (await request<Host>('POST', '/api/v1/hosts', { body: input })).body,
+      apply: async (input) => {
+        const res = await request<Host>('PUT', `/api/v1/hosts/${enc(input.metadata.name)}`, { body: input });
+        return { object: res.body, created: res.status === 201 };
+      },
+      patch: async (name, patch) =>
+        (await request<Host>('PATCH', `/api/v1/hosts/${enc(name)}`, { body: patch, contentType: 'application/merge-patch+json' })).body,
+      delete: async (name) => {
+        const res = await request<Host | undefined>('DELETE', `/api/v1/hosts/${enc(name)}`);
+        return res.body && typeof res.body === 'object' ? res.body : undefined;
+      },
+      events: async (name, o = {}) => {
+        const res = await request<HostEvent[] | { items: HostEvent[] }>('GET', `/api/v1/hosts/${enc(name)}/events`, { query: { afterId: o.afterId, limit: o.limit } });
+        return Array.isArray(res.body) ? res.body : (res.body?.items ?? []);
+      },
+      watch: watchHosts,
+    },
+    secrets: {
+      list: async (o) => (await request<ResourceList<Secret>>('GET', '/api/v1/secrets', { query: listQuery(o) })).body,
+      get: async (name) => (await request<Secret>('GET', `/api/v1/secrets/${enc(name)}`)).body,
+      create: async (input) => (await request<Secret>('POST', '/api/v1/secrets', { body: input })).body,
+      apply: async (input) => {
+        const res = await request<Secret>('PUT', `/api/v1/secrets/${enc(input.metadata.name)}`, { body: input });
+        return { object: res.body, created: res.status === 201 };
+      },
+      delete: async (name) => {
+        await request('DELETE', `/api/v1/secrets/${enc(name)}`);
+      },
+    },
+  };
+}
+
+/** The server sends `data: {"type":"MODIFIED","object":{…}}`; the SSE event name may repeat the type. */
+export function parseWatchData<T>(data: string, eventName: string): { type: WatchEventType; object: T } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return undefined; // a keep-alive or a message we do not understand: skip, keep the stream
+  }
+  if (!parsed || typeof parsed !== 'object') return undefined;
+  const p = parsed as { type?: unknown; object?: unknown };
+  if (p.object && typeof p.object === 'object') {
+    const type = typeof p.type === 'string' ? p.type : eventName !== 'message' ? eventName : 'MODIFIED';
+    return { type, object: p.object as T };
+  }
+  return undefined;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,9 @@
+// Public surface of the Ingot API client.
+export { createClient, parseWatchData } from './client.js';
+export type { ClientOptions, IngotClient, FetchLike, ListOptions, HostEvent, WatchEvent, WatchOptions, ApplyResult, RequestOptions, RawResponse } from './client.js';
+export { ApiError, describeFetchFailure } from './api-error.js';
+export type { ClientErrorCode } from './api-error.js';
+export { SseParser } from './sse-parser.js';
+export type { SseEvent } from './sse-parser.js';
+export { waitForHostState, waitForHostStates, HostFailedError, WaitTimeoutError } from './wait-for-host-state.js';
+export type { WaitTarget, WaitOptions } from './wait-for-host-state.js';
