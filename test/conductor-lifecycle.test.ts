@@ -304,6 +304,7 @@ describe('conductor lifecycle', () => {
         agentFor(h) {
           return wrap(inner.agentFor(h), () => h.metadata.name);
         },
+        hasAgent: (h) => inner.hasAgent(h),
       };
     }
     const names = ['pair-1', 'pair-2', 'pair-3', 'pair-4'];

@@ -30,7 +30,8 @@ export const RETRY_SPEC_HASH = 'retrySpecHash';
 
 export interface EngineDeps {
   store: Store;
-  drivers: { driverFor(address: BmcAddress): BmcDriver; agentFor(host: Host): AgentPort };
+  /** `hasAgent` absent means every host has one (agentFor decides). */
+  drivers: { driverFor(address: BmcAddress): BmcDriver; agentFor(host: Host): AgentPort; hasAgent?(host: Host): boolean };
   credentials: CredentialsResolver;
   clock: Clock;
   random: () => number;
@@ -77,6 +78,7 @@ export function handlerContext(deps: Pick<EngineDeps, 'drivers' | 'credentials' 
     clock: deps.clock,
     config: deps.config,
     log: deps.log,
+    hasAgent: () => deps.drivers.hasAgent?.(host) ?? true,
     newOperationId: () => randomUUID(),
     async bmc() {
       const bmc = host.spec.bmc;
@@ -93,6 +95,7 @@ export function handlerContext(deps: Pick<EngineDeps, 'drivers' | 'credentials' 
         hostName: host.metadata.name,
         address,
         credentials: resolved.credentials,
+        credentialsName: resolved.secretName,
         tls: { verify: !bmc.disableCertificateVerification, ...(resolved.caBundle ? { caBundle: resolved.caBundle } : {}) },
       };
       driver.validate(target);

@@ -25,6 +25,8 @@ export interface BmcTarget {
   hostName: string;
   address: BmcAddress;
   credentials: BmcCredentials;
+  /** The name of the Secret the credentials came from, so errors can say which one to fix (never its values). */
+  credentialsName?: string;
   tls: {
     /** PEM bundle of CAs to trust for this BMC; absent means the system trust store. */
     caBundle?: string;

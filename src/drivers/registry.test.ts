@@ -40,6 +40,16 @@ describe('driver registry', () => {
     const registry = createDriverRegistry({ redfish, agent });
     expect(registry.driverFor(redfishAddress)).toBe(redfish);
     expect(registry.agentFor(host('redfish://10.0.0.7'))).toBe(agent);
+    expect(registry.hasAgent(host('redfish://10.0.0.7'))).toBe(true);
+  });
+
+  it('hasAgent says, without throwing, whether agentFor would give a port', () => {
+    const withFake = createDriverRegistry({ fake: new FakeFleet({ delays: { powerMs: [0, 0] } }), redfish: { name: 'redfish' } as BmcDriver });
+    expect(withFake.hasAgent(host('fake://node-1'))).toBe(true);
+    expect(withFake.hasAgent(host('redfish://10.0.0.7'))).toBe(false);
+    expect(withFake.hasAgent(host('not a bmc address'))).toBe(false);
+    const none = createDriverRegistry({});
+    expect(none.hasAgent(host('fake://node-1'))).toBe(false);
   });
 
   it('a driver not enabled in this server is a clear, non-retryable refusal', () => {

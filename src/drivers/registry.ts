@@ -15,6 +15,11 @@ export interface DriverRegistry {
   driverFor(address: BmcAddress): BmcDriver;
   /** The agent port for a host (fake:// hosts get the fake agent); throws BmcRefused when none is configured. */
   agentFor(host: Host): AgentPort;
+  /**
+   * Whether agentFor(host) would give an agent port, without throwing: the conductor inspects
+   * out-of-band (through the BMC alone) and refuses deploys and cleaning when it is false.
+   */
+  hasAgent(host: Host): boolean;
 }
 
 export interface DriverRegistryOptions {
@@ -52,6 +57,17 @@ export function createDriverRegistry(opts: DriverRegistryOptions): DriverRegistr
       }
       if (!opts.agent) throw new BmcRefused(`no agent API is configured in this server, so host ${host.metadata.name} cannot be inspected, deployed or cleaned`);
       return opts.agent;
+    },
+    hasAgent(host) {
+      const raw = host.spec.bmc?.address;
+      if (!raw) return false;
+      let driver: DriverName;
+      try {
+        driver = parseBmcAddress(raw).driver;
+      } catch {
+        return false;
+      }
+      return driver === 'fake' ? fakeAgent !== undefined : opts.agent !== undefined;
     },
   };
 }

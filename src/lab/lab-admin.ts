@@ -12,11 +12,14 @@
 //   GET    /lab/v1/systems/{id}/credentials         {username, password}
 //   POST   /lab/v1/systems/{id}/credentials         {password?} -> sets (or generates) a new BMC password
 //   POST   /lab/v1/systems/{id}/disks/{n}/open      creates the sparse backing file if needed -> {path, sizeBytes, failWrites}
+//   GET    /lab/v1/stats                            Redfish requests served: {total, unattributed, systems: {id: n}}
+//   DELETE /lab/v1/stats                            resets the counts, returns them as they were
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkFaultPatch, type FaultBook } from './faults.js';
 import type { LabFleet } from './lab-fleet.js';
 import { diskPath, ensureDiskFile, type SystemState } from './lab-model.js';
+import type { RequestStats } from './request-stats.js';
 
 interface AdminRequest {
   req: IncomingMessage;
@@ -24,6 +27,9 @@ interface AdminRequest {
   url: URL;
   fleet: LabFleet;
   faults: FaultBook;
+  stats: RequestStats;
+  /** Sessions to end when a password is changed here (absent in tests of the admin alone). */
+  sessions?: { endAll(systemId: string): void };
   adminToken: string;
   maxBodyBytes: number;
 }
@@ -88,6 +94,15 @@ export async function handleAdminRequest(a: AdminRequest): Promise<void> {
     }
     const method = req.method ?? 'GET';
     const parts = a.url.pathname.replace(/\/+$/, '').split('/').slice(3).map(decodeURIComponent);
+    if (parts[0] === 'stats' && parts.length === 1) {
+      if (method === 'GET') return reply(res, 200, a.stats.snapshot());
+      if (method === 'DELETE') {
+        const before = a.stats.snapshot();
+        a.stats.reset();
+        return reply(res, 200, before);
+      }
+      throw new AdminError(405, 'METHOD_NOT_ALLOWED', 'use GET (or DELETE to reset)');
+    }
     if (parts[0] !== 'systems') throw new AdminError(404, 'NOT_FOUND', `no lab admin resource at ${a.url.pathname}; see /lab/v1/systems`);
     if (parts.length === 1) {
       if (method !== 'GET') throw new AdminError(405, 'METHOD_NOT_ALLOWED', 'use GET');
@@ -139,6 +154,10 @@ export async function handleAdminRequest(a: AdminRequest): Promise<void> {
           throw new AdminError(400, 'INVALID_PASSWORD', 'password must be a string of 8 to 64 characters, or omitted to generate one');
         }
         const password = fleet.setPassword(system, pw as string | undefined);
+        // Someone changed the password at the BMC: the sessions opened with the old one end too,
+        // so the next call of a client still holding the old password fails at once (as on
+        // BMCs that log an account out when its password changes) rather than after a timeout.
+        a.sessions?.endAll(system.id);
         return reply(res, 200, { username: system.credentials.username, password });
       }
       case 'POST disks/{n}/open': {

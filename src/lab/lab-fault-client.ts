@@ -6,6 +6,7 @@ import { Agent, request } from 'undici';
 import type { FaultPatch, SystemFaults } from './faults.js';
 import { readLabState } from './lab-fleet.js';
 import type { BootRecord } from './lab-model.js';
+import type { RequestStatsSnapshot } from './request-stats.js';
 
 export interface LabSystemSummary {
   id: string;
@@ -93,6 +94,15 @@ export class LabAdminClient {
   }
   openDisk(id: string, index: number): Promise<{ path: string; sizeBytes: number; failWrites: boolean }> {
     return this.#call('POST', `/systems/${encodeURIComponent(id)}/disks/${index}/open`, {});
+  }
+
+  /** Redfish requests the lab served, in total and per system. */
+  stats(): Promise<RequestStatsSnapshot> {
+    return this.#call('GET', '/stats');
+  }
+  /** Resets the request counts; returns them as they were. */
+  resetStats(): Promise<RequestStatsSnapshot> {
+    return this.#call('DELETE', '/stats');
   }
 
   async close(): Promise<void> {

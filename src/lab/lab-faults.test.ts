@@ -58,7 +58,12 @@ describe('lab faults and admin endpoint', () => {
 
   it('changes the credentials on the BMC', async () => {
     const old = h.creds(1);
+    const login = await h.request('POST', '/redfish/v1/SessionService/Sessions', { body: { UserName: old.username, Password: old.password } });
+    const token = login.headers['x-auth-token'] as string;
+    expect((await h.request('GET', S(1), { token })).status).toBe(200);
     const changed = await admin.changePassword(h.sys(1));
+    // Sessions opened with the old password end with it.
+    expect((await h.request('GET', S(1), { token })).status).toBe(401);
     expect(changed.password).not.toBe(old.password);
     expect((await h.request('GET', S(1), { auth: old })).status).toBe(401);
     expect((await h.request('GET', S(1), { auth: changed })).status).toBe(200);

@@ -31,6 +31,7 @@ import { planPatch, type Field } from './redfish-patch.js';
 import * as R from './redfish-resources.js';
 import { SessionStore, type LabSession } from './redfish-sessions.js';
 import { handleAdminRequest } from './lab-admin.js';
+import { RequestStats } from './request-stats.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 const REALM = 'Ingot Lab BMC';
@@ -77,6 +78,8 @@ export interface RedfishServiceOptions {
   port: number;
   maxBodyBytes?: number;
   now?: () => number;
+  /** Counts the Redfish requests served (GET /lab/v1/stats); default a fresh counter. */
+  stats?: RequestStats;
 }
 
 export interface RunningRedfishService {
@@ -84,6 +87,7 @@ export interface RunningRedfishService {
   port: number;
   server: Server;
   sessions: SessionStore;
+  stats: RequestStats;
   close(): Promise<void>;
 }
 
@@ -143,6 +147,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
   const now = opts.now ?? Date.now;
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const sessions = new SessionStore(now);
+  const stats = opts.stats ?? new RequestStats();
   const serviceUuid = nameUuid(`service:${fleet.dataDir}`);
 
   const routes: Route[] = [];
@@ -511,7 +516,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
     return 'continue';
   }
 
-  async function handleRedfish(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async function handleRedfish(req: IncomingMessage, res: ServerResponse, url: URL, count: (systemId: string | undefined) => void): Promise<void> {
     const rawMethod = (req.method ?? 'GET').toUpperCase();
     const method = (rawMethod === 'HEAD' ? 'GET' : rawMethod) as Method;
     let path = url.pathname;
@@ -532,6 +537,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
     const found = match(segments);
     const scopeId = found?.params.sys;
     const scope = scopeId !== undefined ? fleet.get(scopeId) : undefined;
+    if (scope) count(scope.id);
     let faultsApplied = false;
     if (scope) {
       if ((await applyFaults(scope.id, res, req)) === 'served') return;
@@ -544,7 +550,11 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
       // A path naming an unknown system is checked against every system's credentials, so a
       // caller with good credentials learns it is a 404 and a caller without learns nothing.
       principal = authenticate(req, scope);
-      if (!principal) throw errors.unauthorized(REALM);
+      if (!principal) {
+        count(undefined);
+        throw errors.unauthorized(REALM);
+      }
+      count(principal.system.id);
       if (!faultsApplied) {
         if ((await applyFaults(principal.system.id, res, req)) === 'served') return;
         faultsApplied = true;
@@ -563,6 +573,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
     if (isPublic && method === 'POST' && !faultsApplied && isObject(body)) {
       // Login: the credentials in the body say which system's faults apply.
       const sys = fleet.systems.find((s) => s.credentials.username === body.UserName && s.credentials.password === body.Password);
+      count(sys?.id);
       if (sys && (await applyFaults(sys.id, res, req)) === 'served') return;
     }
     const ctx: Ctx = {
@@ -601,10 +612,21 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
       if ((req.url ?? '').length > 4096) throw errors.notFound('(URI too long)');
       const url = new URL(req.url ?? '/', 'https://lab.invalid');
       if (url.pathname === '/lab/v1' || url.pathname.startsWith('/lab/v1/')) {
-        await handleAdminRequest({ req, res, url, fleet, faults, adminToken: opts.adminToken, maxBodyBytes: maxBody });
+        await handleAdminRequest({ req, res, url, fleet, faults, stats, sessions, adminToken: opts.adminToken, maxBodyBytes: maxBody });
         return;
       }
-      await handleRedfish(req, res, url);
+      // Each Redfish request is counted once, for the first system it can be attributed to.
+      let counted = false;
+      const count = (systemId: string | undefined) => {
+        if (counted) return;
+        counted = true;
+        stats.record(systemId);
+      };
+      try {
+        await handleRedfish(req, res, url, count);
+      } finally {
+        count(undefined);
+      }
     } catch (err) {
       if (err instanceof RedfishError) {
         if (err.status === 413) res.setHeader('Connection', 'close');
@@ -635,6 +657,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
     port: addr.port,
     server,
     sessions,
+    stats,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

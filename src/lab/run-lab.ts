@@ -9,6 +9,7 @@ import { LabFleet, STATE_FILE } from './lab-fleet.js';
 import type { BootRecord, SystemState } from './lab-model.js';
 import { expandProfile, loadProfile } from './profile.js';
 import { startRedfishService } from './redfish-service.js';
+import { RequestStats } from './request-stats.js';
 
 export interface StartLabOptions {
   hosts: number;
@@ -42,6 +43,8 @@ export interface RunningLab {
   systems: LabSystemInfo[];
   fleet: LabFleet;
   faults: FaultBook;
+  /** Redfish requests served (also GET /lab/v1/stats). */
+  stats: RequestStats;
   close(): Promise<void>;
 }
 
@@ -89,9 +92,10 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     ...(opts.onBoot ? { onBoot: opts.onBoot } : {}),
   });
   const faults = new FaultBook();
+  const stats = new RequestStats();
   let service;
   try {
-    service = await startRedfishService({ fleet, faults, tls: { cert: ca.certPem, key: ca.keyPem }, adminToken, host, port });
+    service = await startRedfishService({ fleet, faults, stats, tls: { cert: ca.certPem, key: ca.keyPem }, adminToken, host, port });
   } catch (err) {
     await fleet.close();
     throw new Error(`cannot listen on ${opts.listen}: ${(err as Error).message}`, { cause: err });
@@ -117,6 +121,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     },
     fleet,
     faults,
+    stats,
     close: async () => {
       await service.close();
       await fleet.close();

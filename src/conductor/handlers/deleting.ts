@@ -3,6 +3,7 @@
 import type { Handler } from './types.js';
 
 export const deleting: Handler = async (ctx) => {
-  if (ctx.host.spec.bmc) await ctx.agent.finish(ctx.host);
+  // A host no agent can serve (e.g. redfish without the agent API) never had a session.
+  if (ctx.host.spec.bmc && ctx.hasAgent()) await ctx.agent.finish(ctx.host);
   return { kind: 'advance', event: 'deleted', message: 'deleted' };
 };

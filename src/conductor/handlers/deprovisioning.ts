@@ -4,6 +4,7 @@
 // available until a clean succeeds. An admin who fixes the cause (replaces a disk, heals the
 // BMC) does nothing else: the next retry after the backoff cleans and the host resumes.
 import { guarded } from './failures.js';
+import { noAgentMessage } from './no-agent.js';
 import { bootAgent, finishAgent, powerTo, runAgentOperation } from './steps.js';
 import type { Handler } from './types.js';
 
@@ -13,6 +14,17 @@ export const deprovisioning: Handler = (ctx) =>
     const mode = host.spec.automatedCleaningMode ?? 'metadata';
     const bmc = await ctx.bmc();
     if (mode !== 'disabled') {
+      if (!ctx.hasAgent()) {
+        return {
+          kind: 'failed',
+          errorType: 'deprovisioning',
+          message: noAgentMessage(
+            bmc.driver.name,
+            'cleaning',
+            `the disks were not erased; erase them another way and set spec.automatedCleaningMode: disabled to return the host to available (spec.automatedCleaningMode is ${mode})`,
+          ),
+        };
+      }
       const pending =
         (await bootAgent(ctx, bmc)) ??
         (await runAgentOperation(ctx, {

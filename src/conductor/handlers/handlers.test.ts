@@ -6,7 +6,8 @@ import { HOST_STATES, type HostState } from '../../model/host.js';
 import type { Outcome } from '../outcome.js';
 import { DELETION_STATES } from '../transitions.js';
 import { CERT_VERIFICATION_DISABLED } from './registering.js';
-import { harness, host, IMAGE, OTHER_IMAGE, type Harness, type HostBuilder } from './test-kit.js';
+import { harness, host, IMAGE, OTHER_IMAGE, withoutAgent, type Harness, type HostBuilder } from './test-kit.js';
+import type { DriverRegistry } from '../../drivers/registry.js';
 import type { Host } from '../../model/host.js';
 
 interface Row {
@@ -18,11 +19,13 @@ interface Row {
   mode?: 'once' | 'drive';
   expect: Partial<Outcome> & { message?: unknown; cause?: unknown };
   then?: (result: { host: Host; outcome: Outcome }, h: Harness) => void;
+  /** Replaces the harness's driver registry (e.g. withoutAgent). */
+  drivers?: (base: DriverRegistry) => DriverRegistry;
 }
 
 function table(rows: Row[]) {
   it.each(rows.map((r) => [r.name, r] as const))('%s', async (_name, row) => {
-    const h = harness();
+    const h = harness(row.drivers ? { drivers: row.drivers } : {});
     row.arrange?.(h);
     const result = row.mode === 'drive' ? await h.drive(row.given()) : await h.run(row.given());
     expect(result.outcome).toMatchObject(row.expect);
@@ -478,4 +481,120 @@ describe('registration errors are retried early only when something changed', ()
     const inError = b.failed('registration', { credentialsVersion: (outcome as unknown as { remember: { credentialsVersion: number } }).remember.credentialsVersion });
     expect((await h.run(inError)).outcome).toMatchObject({ kind: 'wait' });
   });
+});
+
+describe('hosts no agent can serve (out-of-band)', () => {
+  const noInventory = (base: DriverRegistry): DriverRegistry => ({
+    ...withoutAgent(base),
+    driverFor: (address) => {
+      const { inventory: _dropped, ...rest } = base.driverFor(address);
+      return rest;
+    },
+  });
+  /** A driver whose inventory does not say whether secure boot is supported. */
+  const inventoryWithoutSecureBoot = (base: DriverRegistry): DriverRegistry => ({
+    ...withoutAgent(base),
+    driverFor: (address) => {
+      const d = base.driverFor(address);
+      return {
+        ...d,
+        inventory: {
+          get: async (target) => {
+            const { secureBootCapable: _dropped, ...rest } = await d.inventory!.get(target);
+            return rest;
+          },
+        },
+      };
+    },
+  });
+  table([
+    {
+      name: 'inspecting: the BMC inventory becomes status.hardware; nothing is booted or powered',
+      given: () => host('inspecting'),
+      drivers: withoutAgent,
+      arrange: (h) => {
+        h.fleet.setPower('node-1', 'on');
+        h.clock.advance(1_000);
+      },
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'inspected', message: expect.stringContaining('out-of-band') },
+      then: ({ host }, h) => {
+        const m = h.fleet.machine('node-1');
+        expect(host.status.hardware?.cpu).toEqual(m.inventory.cpu);
+        expect(host.status.hardware?.nics?.map((n) => n.mac)).toEqual(m.inventory.nics?.map((n) => n.mac));
+        expect(host.status.hardware?.secureBootCapable).toBe(m.inventory.secureBootCapable);
+        expect(m.operations).toEqual({});
+        expect(m.bootDevice.once).toBeUndefined();
+        expect(m.power).toBe('on');
+      },
+    },
+    {
+      name: 'inspecting: inventory read unreachable is a retry',
+      given: () => host('inspecting'),
+      drivers: withoutAgent,
+      arrange: (h) => h.fleet.failNext('node-1', 'inventory', 'timeout'),
+      expect: { kind: 'retry', cause: expect.stringContaining('BMC unreachable') },
+    },
+    {
+      name: 'inspecting: secure-boot support read from the secure-boot interface when the inventory does not say',
+      given: () => host('inspecting'),
+      drivers: inventoryWithoutSecureBoot,
+      expect: { kind: 'advance', event: 'inspected' },
+      then: ({ host }, h) => expect(host.status.hardware?.secureBootCapable).toBe(h.fleet.machine('node-1').inventory.secureBootCapable),
+    },
+    {
+      name: 'inspecting: secure-boot read refused means not capable, and inspection still advances',
+      given: () => host('inspecting'),
+      drivers: inventoryWithoutSecureBoot,
+      arrange: (h) => h.fleet.failNext('node-1', 'secureBoot', 'refused'),
+      expect: { kind: 'advance', event: 'inspected' },
+      then: ({ host }) => expect(host.status.hardware?.secureBootCapable).toBe(false),
+    },
+    {
+      name: 'inspecting: a driver without inventory is an inspection error saying why',
+      given: () => host('inspecting'),
+      drivers: noInventory,
+      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringContaining('cannot read the hardware out-of-band') },
+    },
+    {
+      name: 'provisioning: a clear provisioning error before anything touches the host',
+      given: () => host('provisioning').withImage().online(),
+      drivers: withoutAgent,
+      expect: {
+        kind: 'failed',
+        errorType: 'provisioning',
+        message: expect.stringContaining('no agent is available for fake hosts in this server yet: deploying needs the Ingot agent; '),
+      },
+      then: (_r, h) => {
+        const m = h.fleet.machine('node-1');
+        expect(m.operations).toEqual({});
+        expect(m.power).toBe('off');
+      },
+    },
+    {
+      name: 'deprovisioning with cleaning: a clear deprovisioning error naming the way out',
+      given: () => host('deprovisioning').provisionedWith(),
+      drivers: withoutAgent,
+      expect: { kind: 'failed', errorType: 'deprovisioning', message: expect.stringMatching(/cleaning needs the Ingot agent; .*automatedCleaningMode: disabled/) },
+      then: (_r, h) => expect(h.fleet.machine('node-1').operations).toEqual({}),
+    },
+    {
+      name: 'deprovisioning with cleaning disabled: powers off and becomes available',
+      given: () => host('deprovisioning').provisionedWith().withSpec({ automatedCleaningMode: 'disabled' }),
+      drivers: withoutAgent,
+      arrange: (h) => h.fleet.setPower('node-1', 'on'),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'deprovisioned' },
+      then: ({ host }, h) => {
+        expect(h.fleet.machine('node-1').power).toBe('off');
+        expect(host.status.provisioning.image).toBeUndefined();
+      },
+    },
+    {
+      name: 'deleting: no agent session to end',
+      given: () => host('deleting').deleted(),
+      drivers: withoutAgent,
+      expect: { kind: 'advance', event: 'deleted' },
+    },
+  ]);
 });

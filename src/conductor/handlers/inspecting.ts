@@ -1,12 +1,15 @@
 // inspecting: boot the agent, let it report CPUs, memory, disks, NICs and firmware, store that
-// in status.hardware, end the agent session and power the host off again.
+// in status.hardware, end the agent session and power the host off again. A host no agent can
+// serve is inspected out-of-band through its BMC instead (no-agent.ts).
 import { guarded } from './failures.js';
+import { inspectOutOfBand } from './no-agent.js';
 import { bootAgent, finishAgent, powerTo, runAgentOperation } from './steps.js';
 import type { Handler } from './types.js';
 
 export const inspecting: Handler = (ctx) =>
   guarded('inspection', async () => {
     const bmc = await ctx.bmc();
+    if (!ctx.hasAgent()) return inspectOutOfBand(ctx, bmc);
     return (
       (await bootAgent(ctx, bmc)) ??
       (await runAgentOperation(ctx, {

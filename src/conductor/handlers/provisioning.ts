@@ -5,6 +5,7 @@
 // provisioned (deprovision, then provision the new image).
 import type { ImageSpec } from '../../model/host.js';
 import { guarded } from './failures.js';
+import { noAgentMessage } from './no-agent.js';
 import { bootAgent, bootModeOf, finishAgent, powerTo, runAgentOperation, step, STEP } from './steps.js';
 import type { Handler } from './types.js';
 
@@ -18,6 +19,15 @@ export const provisioning: Handler = (ctx) =>
         // Cleared before anything was written to the disk: nothing to deploy, nothing to clean
         // beyond what deprovisioning does anyway.
         return { kind: 'failed', errorType: 'provisioning', message: 'spec.image was removed before provisioning started; set spec.image again or leave the host to be deprovisioned' };
+      }
+      if (!ctx.hasAgent()) {
+        // Checked before anything touches the host: nothing is written, nothing to clean.
+        const bmc = await ctx.bmc();
+        return {
+          kind: 'failed',
+          errorType: 'provisioning',
+          message: noAgentMessage(bmc.driver.name, 'deploying', 'this host cannot be provisioned by Ingot until then: remove spec.image, or set spec.externallyProvisioned if it already runs its OS'),
+        };
       }
       state[STEP.image] = host.spec.image;
       return { kind: 'save' };

@@ -1,7 +1,7 @@
 // Test kit for handler tests: a host builder (`host('available').withImage()`) and a harness
 // that runs handlers against the real fake fleet, a manual clock and the real credentials
 // resolver over in-memory secrets. Not imported by production code.
-import { createDriverRegistry } from '../../drivers/registry.js';
+import { createDriverRegistry, type DriverRegistry } from '../../drivers/registry.js';
 import { FakeFleet } from '../../drivers/fake/fake-fleet.js';
 import { API_VERSION } from '../../model/envelope.js';
 import type { ErrorType, Host, HostSpec, HostState, HostStatus, ImageSpec } from '../../model/host.js';
@@ -121,7 +121,18 @@ export interface Harness {
   drive(host: Host | HostBuilder, maxSteps?: number): Promise<{ outcome: Outcome; host: Host; kinds: string[] }>;
 }
 
-export function harness(opts: { config?: Partial<HandlerConfig> } = {}): Harness {
+/** A registry over `base` with no agent for any host, as a server without the agent API has for redfish hosts. */
+export function withoutAgent(base: DriverRegistry): DriverRegistry {
+  return {
+    driverFor: (address) => base.driverFor(address),
+    agentFor: (h) => {
+      throw new Error(`test registry: no agent for ${h.metadata.name}; the handler should have checked hasAgent()`);
+    },
+    hasAgent: () => false,
+  };
+}
+
+export function harness(opts: { config?: Partial<HandlerConfig>; drivers?: (base: DriverRegistry) => DriverRegistry } = {}): Harness {
   const clock = createManualClock();
   const fleet = new FakeFleet({
     now: () => clock.now(),
@@ -136,7 +147,8 @@ export function harness(opts: { config?: Partial<HandlerConfig> } = {}): Harness
     const s = secrets.get(name);
     return s ? { values: { ...s.values }, version: s.version, uid: `uid-${name}` } : undefined;
   });
-  const drivers = createDriverRegistry({ fake: fleet });
+  const base = createDriverRegistry({ fake: fleet });
+  const drivers = opts.drivers ? opts.drivers(base) : base;
   const log = { info() {}, warn() {}, error() {} };
   const deps = { drivers, credentials, clock, config, log };
 

@@ -55,6 +55,11 @@ export interface HandlerContext {
   clock: Clock;
   config: HandlerConfig;
   log: HandlerLog;
+  /**
+   * Whether an agent can be booted on this host (DriverRegistry.hasAgent). Without one,
+   * inspection is out-of-band and deploying or cleaning fails with a clear error.
+   */
+  hasAgent(): boolean;
   /** A new, unique id for an agent operation (saved in stepState before the operation starts). */
   newOperationId(): string;
 }

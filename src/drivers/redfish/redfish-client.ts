@@ -275,11 +275,18 @@ export class RedfishClient {
     return this.#sessionPaths.get(origin);
   }
 
-  /** After a login, sessions of the same user on the same BMC under an older password are dead weight: delete them. */
+  /**
+   * After a login, sessions of the same user on the same BMC under an older password are dead
+   * weight: delete them. "The same BMC" is the origin AND the system path: one Redfish service
+   * may front many systems whose accounts share a user name but not a password (the Ingot lab,
+   * chassis managers, emulators); there another system's session is not stale, and deleting it
+   * would fail that system's request in flight with a 401 that looks like wrong credentials.
+   */
   async #dropStaleSessions(target: BmcTarget, currentKey: string): Promise<void> {
     const prefix = `${originOf(target)}\0${target.credentials.username}\0`;
     for (const [key, state] of [...this.#auth.entries()]) {
-      if (key !== currentKey && key.startsWith(prefix)) {
+      const sameSystem = state.mode !== 'session' || state.target.address.path === target.address.path;
+      if (key !== currentKey && key.startsWith(prefix) && sameSystem) {
         this.#auth.delete(key);
         if (state.mode === 'session') await this.#deleteSession(state).catch(() => undefined);
       }

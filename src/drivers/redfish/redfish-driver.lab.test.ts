@@ -15,7 +15,7 @@ import { makeCa } from '../../../test/support/test-pki.js';
 import { createRedfishDriver, type RedfishDriverOptions } from './redfish-driver.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'ingot-redfish-lab-'));
-const FAULT_SYSTEMS = 4;
+const FAULT_SYSTEMS = 6;
 let lab: Promise<RunningLab> | undefined;
 let next = 0;
 
@@ -105,5 +105,31 @@ describe('redfish driver against lab faults', () => {
     const err = await driver.identify(targetOf(running, index, makeCa('not-the-lab').certPem)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BmcCertificateError);
     expect((err as Error).message).toContain('spec.bmc.caBundleName');
+  });
+
+  it('one driver keeps a session per system when systems behind one service share a user name', async () => {
+    const running = await labRunning();
+    const a = faultSystem(running, 4);
+    const b = faultSystem(running, 5);
+    const driver = driverWith();
+    const targetA = targetOf(running, a.index);
+    const targetB = targetOf(running, b.index);
+    expect(targetA.credentials.username).toBe(targetB.credentials.username);
+    // 1. A logs in, then B (same user name, another password, same origin).
+    await driver.power.get(targetA);
+    await driver.power.get(targetB);
+    // 2. B's login must not have ended A's session as if it were A's old password.
+    const sessionsOf = async (i: number, id: string) => {
+      const s = running.systems[i]!;
+      const res = await fetch(`${running.url}/redfish/v1/SessionService/Sessions`, {
+        headers: { authorization: `Basic ${Buffer.from(`${s.username}:${s.password}`).toString('base64')}` },
+        // @ts-expect-error undici's fetch takes a dispatcher; this one trusts the lab CA
+        dispatcher: new (await import('undici')).Agent({ connect: { ca: readFileSync(running.caFile, 'utf8') } }),
+      });
+      expect(res.status, id).toBe(200);
+      return ((await res.json()) as { Members: unknown[] }).Members.length;
+    };
+    expect(await sessionsOf(a.index, a.id)).toBe(1);
+    expect(await sessionsOf(b.index, b.id)).toBe(1);
   });
 });

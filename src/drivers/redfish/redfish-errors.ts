@@ -81,10 +81,8 @@ export function authenticationError(target: BmcTarget, status: number, url: stri
     status === 403
       ? 'refused access (HTTP 403): the account may lack the Redfish privileges Ingot needs (Login, ConfigureComponents)'
       : 'rejected the credentials (HTTP 401)';
-  return new BmcAuthenticationError(
-    `host "${target.hostName}": the BMC at ${url} ${detail}; check the username and password in the Secret named by ` +
-      'spec.bmc.credentialsName and update the secret',
-  );
+  const secret = target.credentialsName ? `Secret "${target.credentialsName}" (spec.bmc.credentialsName)` : 'Secret named by spec.bmc.credentialsName';
+  return new BmcAuthenticationError(`host "${target.hostName}": the BMC at ${url} ${detail}; check the username and password in the ${secret} and update the secret`);
 }
 
 export function unreachableError(target: BmcTarget, method: string, url: string, attempts: number, last: string, cause?: unknown): BmcUnreachable {
