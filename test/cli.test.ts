@@ -1,85 +1,28 @@
 // The real `ingot` binary (bin/ingot.js -> dist/) against a real `ingot server` child
 // process on 127.0.0.1 with the fake driver: every command a person would type, with its
 // output and exit code. Steps are numbered because each builds on the previous ones.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ensureBuilt, FAST_SERVER_CONFIG, runIngot, startIngotServer, type CliResult, type IngotServerProcess } from './support/ingot-process.js';
 import YAML from 'yaml';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'ingot.js');
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const CHECKSUM = 'a'.repeat(64);
-
-/** Newest mtime of the .ts sources the binary is built from. */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** `npm test` compiles first; a bare `vitest run` gets a build here when dist/ is missing or older than src/. */
-function ensureBuilt(): void {
-  if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= newestSource(join(ROOT, 'src'))) return;
-  // tsc emits even when some file has type errors; the binary's existence is what matters here.
-  spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ROOT], { stdio: 'ignore', cwd: ROOT });
-  if (!existsSync(MAIN)) throw new Error('building with tsc did not produce dist/src/cli/main.js');
-}
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let work: string;
 let baseEnv: NodeJS.ProcessEnv;
 
 function ingot(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: work, env: { ...baseEnv, ...options.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? '');
-  });
+  return runIngot(args, { cwd: work, env: { ...baseEnv, ...options.env }, ...(options.input !== undefined ? { input: options.input } : {}), ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
 }
 
-/** Starts `ingot server` and reads the addresses and bootstrap token it prints. */
-async function startServer(dataDir: string): Promise<{ child: ChildProcessWithoutNullStreams; apiUrl: string; agentUrl: string; token: string; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--agent-listen', '127.0.0.1:0', '--log-level', 'warn'], {
-    cwd: work,
-    env: baseEnv,
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!/Press Ctrl-C/.test(out)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`ingot server did not start (exit ${child.exitCode}):\n${out}\n${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const apiUrl = /^Ingot API listening on (http:\/\/\S+)$/m.exec(out)?.[1];
-  const agentUrl = /^Ingot agent API listening on (http:\/\/\S+)$/m.exec(out)?.[1];
-  const token = /^Bootstrap admin token \(shown once; store it safely\): (ingot_\S+)$/m.exec(out)?.[1];
-  if (!apiUrl || !agentUrl || !token) throw new Error(`could not read addresses and token from:\n${out}`);
-  return { child, apiUrl, agentUrl, token, output: () => out + err };
+async function startServer(dataDir: string): Promise<IngotServerProcess & { token: string }> {
+  const server = await startIngotServer({ dataDir, cwd: work, env: baseEnv, config: FAST_SERVER_CONFIG });
+  if (!server.token) throw new Error(`no bootstrap token printed:\n${server.output()}`);
+  return server as IngotServerProcess & { token: string };
 }
 
 describe('ingot CLI against ingot server', () => {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { createLogger } from '../../server/logger.js';
 import { runServer } from '../../server/run-server.js';
+import { loadServerConfig, serverOptionsFromConfig } from '../../server/server-config.js';
 import { CliError } from '../cli-error.js';
 import type { CommandContext } from '../context.js';
 import { parseListen } from '../listen-address.js';
@@ -19,6 +20,7 @@ export interface ServerFlags {
   role: string;
   logLevel: string;
   keyFile?: string;
+  config?: string;
 }
 
 export function registerServer(program: Command, ctx: CommandContext): void {
@@ -31,6 +33,7 @@ export function registerServer(program: Command, ctx: CommandContext): void {
     .option('--database <url>', 'postgres://… to share one PostgreSQL between servers (default: SQLite in the data dir)')
     .option('--role <role>', `what this process runs: ${ROLES.join(', ')}`, 'all')
     .option('--key-file <path>', 'the secret-encryption key file (default: in the data dir)')
+    .option('--config <file>', 'a YAML file of server settings (see docs/server-config.md); flags win over it')
     .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, 'info')
     .action(ctx.run(async (opts: ServerFlags) => {
       await serverCommand(ctx, opts);

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { parseServerConfig, serverOptionsFromConfig } from './server-config.js';
+
+describe('server config file', () => {
+  it('turns a full file into runServer options', () => {
+    const config = parseServerConfig(
+      [
+        'listen: 127.0.0.1:9000',
+        'conductor:',
+        '  workers: 4',
+        '  backoff: {baseMs: 500, capMs: 10000}',
+        '  powerPollMs: 100',
+        'fake:',
+        '  delays: {deployMs: [2000, 3000]}',
+        'images: {allowMd5Checksums: true}',
+      ].join('\n'),
+      'ingot.yaml',
+    );
+    const options = serverOptionsFromConfig(config);
+    expect(options.listen).toBe('127.0.0.1:9000');
+    expect(options.conductor).toEqual({ workers: 4, backoff: { baseMs: 500, capMs: 10000 }, handler: { powerPollMs: 100 } });
+    expect(options.fake).toEqual({ delays: { deployMs: [2000, 3000] } });
+    expect(options.policy?.allowMd5Checksums).toBe(true);
+  });
+
+  it('an empty file means defaults', () => {
+    expect(serverOptionsFromConfig(parseServerConfig('', 'empty.yaml'))).toEqual({});
+  });
+
+  it('disabling the fake fleet maps to fake: false', () => {
+    expect(serverOptionsFromConfig(parseServerConfig('fake: {enabled: false}', 'f.yaml')).fake).toBe(false);
+  });
+
+  it.each([
+    ['conductor: {wrokers: 4}', /config file c\.yaml: conductor\.wrokers: unknown field/],
+    ['conductor: {workers: 0}', /conductor\.workers/],
+    ['fake: {delays: {powerMs: [5, 1]}}', /fake\.delays\.powerMs: \[min, max\] with min <= max/],
+    ['listen: [1, 2', /not valid YAML at line 1/],
+  ])('refuses %j with a message naming the field', (text, message) => {
+    expect(() => parseServerConfig(text, 'c.yaml')).toThrow(message);
+  });
+});

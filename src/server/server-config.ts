@@ -1,0 +1,142 @@
+// The server's configuration file (`ingot server --config FILE`): tunables an operator sets
+// once per installation. Validated strictly so a typo is an error at start, not a silent
+// default. Flags on the command line win over the file.
+import { readFile } from 'node:fs/promises';
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { IngotError } from '../model/errors.js';
+import { createPolicy } from './auth/policy.js';
+import type { RunServerOptions } from './run-server.js';
+
+/** Config files are small; refuse anything that is clearly not one. */
+const MAX_CONFIG_BYTES = 256 * 1024;
+
+const Millis = (description: string) => Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 * 1000, description });
+const DelayRange = Type.Tuple([Type.Integer({ minimum: 0, maximum: 3_600_000 }), Type.Integer({ minimum: 0, maximum: 3_600_000 })], {
+  description: '[min, max] in milliseconds',
+});
+
+export const ServerConfigSchema = Type.Object(
+  {
+    listen: Type.Optional(Type.String({ maxLength: 256 })),
+    agentListen: Type.Optional(Type.String({ maxLength: 256 })),
+    database: Type.Optional(Type.String({ maxLength: 4096 })),
+    keyFile: Type.Optional(Type.String({ maxLength: 4096 })),
+    conductor: Type.Optional(
+      Type.Object(
+        {
+          workers: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+          leaseTtlMs: Type.Optional(Millis('how long a conductor holds a host without renewing')),
+          resyncMs: Type.Optional(Millis('full relist period')),
+          pollMs: Type.Optional(Millis('change-feed poll period (writes by other processes)')),
+          backoff: Type.Optional(
+            Type.Object({ baseMs: Type.Optional(Millis('first retry delay')), capMs: Type.Optional(Millis('longest retry delay')) }, { additionalProperties: false }),
+          ),
+          powerPollMs: Type.Optional(Millis('how often power is read back after a change')),
+          agentPollMs: Type.Optional(Millis('how often a running agent operation is polled')),
+          agentBootTimeoutMs: Type.Optional(Millis('how long to wait for a booted agent')),
+          idleRecheckMs: Type.Optional(Millis('how often resting hosts are compared with their spec')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    images: Type.Optional(
+      Type.Object({ allowMd5Checksums: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+    ),
+    fake: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean({ description: 'serve fake:// hosts (the simulated fleet); default true' })),
+          delays: Type.Optional(
+            Type.Object(
+              {
+                powerMs: Type.Optional(DelayRange),
+                inspectMs: Type.Optional(DelayRange),
+                deployMs: Type.Optional(DelayRange),
+                cleanMs: Type.Optional(DelayRange),
+                callMs: Type.Optional(DelayRange),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ServerConfig = Static<typeof ServerConfigSchema>;
+
+const checker = Compile(ServerConfigSchema);
+
+function configError(path: string, message: string): IngotError {
+  return new IngotError('INGOT_ERR_VALIDATION', `config file ${path}: ${message}`);
+}
+
+/** Parses and validates a config document; errors name the file, the field and what is expected. */
+export function parseServerConfig(text: string, path: string): ServerConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { maxAliasCount: 10 });
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    throw configError(path, `not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!checker.Check(doc)) {
+    const first = [...checker.Errors(doc)][0];
+    const field = first ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(top level)' : '(top level)';
+    // TypeBox reports an unknown property as the property's own path with a `false` schema.
+    const unknown = first?.keyword === 'additionalProperties' || first?.message === 'schema is false';
+    const keyword = unknown ? 'unknown field; see docs/server-config.md for the fields allowed' : first?.message ?? 'invalid';
+    throw configError(path, `${field}: ${keyword}`);
+  }
+  for (const [name, range] of Object.entries(doc.fake?.delays ?? {})) {
+    if (range && range[0] > range[1]) throw configError(path, `fake.delays.${name}: [min, max] with min <= max`);
+  }
+  return doc;
+}
+
+export async function loadServerConfig(path: string): Promise<ServerConfig> {
+  let text: string;
+  try {
+    const bytes = await readFile(path);
+    if (bytes.length > MAX_CONFIG_BYTES) throw configError(path, `larger than ${MAX_CONFIG_BYTES} bytes; is this the right file?`);
+    text = bytes.toString('utf8');
+  } catch (err) {
+    if (err instanceof IngotError) throw err;
+    throw configError(path, `cannot be read: ${(err as Error).message}`);
+  }
+  return parseServerConfig(text, path);
+}
+
+/** Turns a config file into runServer options (flags given on the command line override these). */
+export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServerOptions> {
+  const c = config.conductor ?? {};
+  const handler = {
+    ...(c.powerPollMs !== undefined ? { powerPollMs: c.powerPollMs } : {}),
+    ...(c.agentPollMs !== undefined ? { agentPollMs: c.agentPollMs } : {}),
+    ...(c.agentBootTimeoutMs !== undefined ? { agentBootTimeoutMs: c.agentBootTimeoutMs } : {}),
+    ...(c.idleRecheckMs !== undefined ? { idleRecheckMs: c.idleRecheckMs } : {}),
+  };
+  const conductor = {
+    ...(c.workers !== undefined ? { workers: c.workers } : {}),
+    ...(c.leaseTtlMs !== undefined ? { leaseTtlMs: c.leaseTtlMs } : {}),
+    ...(c.resyncMs !== undefined ? { resyncMs: c.resyncMs } : {}),
+    ...(c.pollMs !== undefined ? { pollMs: c.pollMs } : {}),
+    ...(c.backoff ? { backoff: c.backoff } : {}),
+    ...(Object.keys(handler).length > 0 ? { handler } : {}),
+  };
+  const fake = config.fake?.enabled === false ? false : config.fake?.delays ? { delays: config.fake.delays } : undefined;
+  return {
+    ...(config.listen ? { listen: config.listen } : {}),
+    ...(config.agentListen ? { agentListen: config.agentListen } : {}),
+    ...(config.database ? { database: config.database } : {}),
+    ...(config.keyFile ? { keyFile: config.keyFile } : {}),
+    ...(Object.keys(conductor).length > 0 ? { conductor } : {}),
+    ...(fake !== undefined ? { fake } : {}),
+    ...(config.images?.allowMd5Checksums !== undefined ? { policy: createPolicy({ allowMd5Checksums: config.images.allowMd5Checksums }) } : {}),
+  };
+}
