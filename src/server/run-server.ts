@@ -19,7 +19,7 @@ import type { Store } from '../store/store.js';
 import { buildAgentServer } from './agent-server.js';
 import { buildApiServer } from './api-server.js';
 import { createPolicy, type Policy } from './auth/policy.js';
-import { generateToken, hashToken, isWellFormedToken } from './auth/tokens.js';
+import { generateToken, hashToken, isWellFormedToken, TOKEN_PATTERN } from './auth/tokens.js';
 import { createLogger } from './logger.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7385';
@@ -100,7 +100,7 @@ function prepareDataDir(dataDir: string, log: Logger): string {
  * generated here, so the caller prints it once; a supplied token is not echoed back.
  */
 export async function bootstrapAdminToken(store: Store, supplied: string | undefined): Promise<{ created: boolean; token?: string }> {
-  if (supplied !== undefined && !isWellFormedToken(supplied)) {
+  if (supplied !== undefined && !(isWellFormedToken(supplied) && TOKEN_PATTERN.test(supplied))) {
     throw new Error('the bootstrap token (INGOT_BOOTSTRAP_TOKEN) must be "ingot_" followed by 43 base64url characters, as `ingot token generate` prints; unset it to have one generated');
   }
   return store.transaction(async (tx) => {
@@ -163,7 +163,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       cleanups.push(() => api.close());
       await api.listen(listen);
       apiUrl = urlOf(api);
-      const agent = buildAgentServer({ store, policy, log: log.child({ listener: 'agent' }), ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
+      const agent = buildAgentServer({ store, policy, secretBox, log: log.child({ listener: 'agent' }), ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
       cleanups.push(() => agent.close());
       await agent.listen(agentListen);
       agentUrl = urlOf(agent);

@@ -12,8 +12,12 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
 import { alreadyExists, conflict, IngotError, notFound, validationError } from '../model/errors.js';
 import { AUDIT_GENESIS_HASH, AUDIT_OUTCOMES, auditEventHash, canonicalJson } from '../model/audit-event.js';
-import type { AuditEventsTable, Database, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
+import type { AgentCommandsTable, AgentSessionsTable, AuditEventsTable, Database, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
 import type {
+  AgentCommand,
+  AgentCommandUpdate,
+  AgentSession,
+  NewAgentCommand,
   AuditChange,
   AuditHead,
   AuditListOptions,
@@ -654,6 +658,155 @@ export class KyselyStore implements Store {
     if (Number(result.numUpdatedRows) === 0) throw notFound('Token', id);
   }
 
+  // ---------------------------------------------------------------- agent commands and sessions
+
+  async createAgentCommand(command: NewAgentCommand): Promise<{ created: boolean; command: AgentCommand }> {
+    this.#checkUsable();
+    const inserted = await this.#db
+      .insertInto('agent_commands')
+      .values({
+        id: command.id,
+        host_uid: command.hostUid,
+        operation_id: command.operationId,
+        kind: command.kind,
+        request: JSON.stringify(command.request),
+        state: 'queued',
+        percent: 0,
+        message: '',
+        result: null,
+        created_at: command.createdAt,
+        updated_at: command.createdAt,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    const stored = await this.findAgentCommand(command.hostUid, command.operationId);
+    if (stored === undefined) throw alreadyExists('AgentCommand', command.id);
+    return { created: inserted !== undefined, command: stored };
+  }
+
+  async getAgentCommand(id: string): Promise<AgentCommand | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('agent_commands').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : agentCommandRow(row);
+  }
+
+  async findAgentCommand(hostUid: string, operationId: string): Promise<AgentCommand | undefined> {
+    this.#checkUsable();
+    const row = await this.#db
+      .selectFrom('agent_commands')
+      .selectAll()
+      .where('host_uid', '=', hostUid)
+      .where('operation_id', '=', operationId)
+      .executeTakeFirst();
+    return row === undefined ? undefined : agentCommandRow(row);
+  }
+
+  async claimNextAgentCommand(hostUid: string, at: string): Promise<AgentCommand | undefined> {
+    this.#checkUsable();
+    return this.transaction(async (tx) => (tx as KyselyStore).#claimNext(hostUid, at));
+  }
+
+  async #claimNext(hostUid: string, at: string): Promise<AgentCommand | undefined> {
+    const row = await this.#db
+      .selectFrom('agent_commands')
+      .selectAll()
+      .where('host_uid', '=', hostUid)
+      .where('state', 'in', ['queued', 'sent'])
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    await this.#db.updateTable('agent_commands').set({ state: 'sent', updated_at: at }).where('id', '=', row.id).where('state', 'in', ['queued', 'sent']).execute();
+    return agentCommandRow({ ...row, state: 'sent', updated_at: at });
+  }
+
+  async updateAgentCommand(id: string, update: AgentCommandUpdate, at: string): Promise<AgentCommand | undefined> {
+    this.#checkUsable();
+    const percent = update.percent === undefined ? undefined : Math.max(0, Math.min(100, Math.round(update.percent)));
+    await this.#db
+      .updateTable('agent_commands')
+      .set({
+        state: update.state,
+        updated_at: at,
+        ...(percent !== undefined ? { percent } : update.state === 'done' ? { percent: 100 } : {}),
+        ...(update.message !== undefined ? { message: truncate(update.message, MAX_EVENT_MESSAGE) } : {}),
+        ...(update.result !== undefined ? { result: JSON.stringify(update.result) } : {}),
+      })
+      .where('id', '=', id)
+      .where('state', 'not in', ['done', 'failed'])
+      .execute();
+    return this.getAgentCommand(id);
+  }
+
+  async createAgentSession(session: AgentSession): Promise<void> {
+    this.#checkUsable();
+    await this.#db
+      .insertInto('agent_sessions')
+      .values({
+        id: session.id,
+        host_uid: session.hostUid,
+        boot_id: session.bootId,
+        token_id: session.tokenId,
+        media_hash: session.mediaHash,
+        boot_config: JSON.stringify(session.bootConfig),
+        sealed_token: session.sealedToken,
+        created_at: session.createdAt,
+        expires_at: session.expiresAt,
+        looked_up_at: session.lookedUpAt ?? null,
+        last_seen_at: session.lastSeenAt ?? null,
+        ended_at: session.endedAt ?? null,
+      })
+      .execute();
+  }
+
+  async getAgentSessionByMediaHash(mediaHash: string): Promise<AgentSession | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('agent_sessions').selectAll().where('media_hash', '=', mediaHash).executeTakeFirst();
+    return row === undefined ? undefined : agentSessionRow(row);
+  }
+
+  async getAgentSessionByTokenId(tokenId: string): Promise<AgentSession | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('agent_sessions').selectAll().where('token_id', '=', tokenId).executeTakeFirst();
+    return row === undefined ? undefined : agentSessionRow(row);
+  }
+
+  async getActiveAgentSession(hostUid: string): Promise<AgentSession | undefined> {
+    this.#checkUsable();
+    const row = await this.#db
+      .selectFrom('agent_sessions')
+      .selectAll()
+      .where('host_uid', '=', hostUid)
+      .where('ended_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined ? undefined : agentSessionRow(row);
+  }
+
+  async touchAgentSession(id: string, seen: { lookedUpAt?: string; lastSeenAt?: string }): Promise<void> {
+    this.#checkUsable();
+    if (seen.lastSeenAt !== undefined) await this.#db.updateTable('agent_sessions').set({ last_seen_at: seen.lastSeenAt }).where('id', '=', id).execute();
+    if (seen.lookedUpAt !== undefined) {
+      await this.#db.updateTable('agent_sessions').set({ looked_up_at: seen.lookedUpAt }).where('id', '=', id).where('looked_up_at', 'is', null).execute();
+    }
+  }
+
+  async endAgentSessions(hostUid: string, at: string): Promise<AgentSession[]> {
+    this.#checkUsable();
+    return this.transaction(async (tx) => (tx as KyselyStore).#endSessions(hostUid, at));
+  }
+
+  async #endSessions(hostUid: string, at: string): Promise<AgentSession[]> {
+    const rows = await this.#db.selectFrom('agent_sessions').selectAll().where('host_uid', '=', hostUid).where('ended_at', 'is', null).execute();
+    if (rows.length === 0) return [];
+    await this.#db.updateTable('agent_sessions').set({ ended_at: at }).where('host_uid', '=', hostUid).where('ended_at', 'is', null).execute();
+    return rows.map((row) => agentSessionRow({ ...row, ended_at: at }));
+  }
+
   // ---------------------------------------------------------------- settings
 
   async getSetting(key: string): Promise<string | undefined> {
@@ -828,6 +981,41 @@ function tokenRowToToken(row: Selectable<TokensTable>): StoredToken {
   if (row.last_used_at !== null) token.lastUsedAt = row.last_used_at;
   if (row.revoked_at !== null) token.revokedAt = row.revoked_at;
   return token;
+}
+
+function agentCommandRow(row: Selectable<AgentCommandsTable>): AgentCommand {
+  const command: AgentCommand = {
+    id: row.id,
+    hostUid: row.host_uid,
+    operationId: row.operation_id,
+    kind: row.kind,
+    request: JSON.parse(row.request) as Record<string, unknown>,
+    state: row.state as AgentCommand['state'],
+    percent: Number(row.percent),
+    message: row.message,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+  if (row.result !== null) command.result = JSON.parse(row.result) as Record<string, unknown>;
+  return command;
+}
+
+function agentSessionRow(row: Selectable<AgentSessionsTable>): AgentSession {
+  const session: AgentSession = {
+    id: row.id,
+    hostUid: row.host_uid,
+    bootId: row.boot_id,
+    tokenId: row.token_id,
+    mediaHash: row.media_hash,
+    bootConfig: JSON.parse(row.boot_config) as Record<string, unknown>,
+    sealedToken: Buffer.from(row.sealed_token),
+    createdAt: row.created_at,
+    expiresAt: Number(row.expires_at),
+  };
+  if (row.looked_up_at !== null) session.lookedUpAt = row.looked_up_at;
+  if (row.last_seen_at !== null) session.lastSeenAt = row.last_seen_at;
+  if (row.ended_at !== null) session.endedAt = row.ended_at;
+  return session;
 }
 
 // ------------------------------------------------------------------ audit helpers

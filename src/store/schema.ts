@@ -105,6 +105,35 @@ export interface AuditHeadTable {
   hash: string;
 }
 
+export interface AgentCommandsTable {
+  id: string;
+  host_uid: string;
+  operation_id: string;
+  kind: string;
+  request: string;
+  state: string;
+  percent: number;
+  message: string;
+  result: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AgentSessionsTable {
+  id: string;
+  host_uid: string;
+  boot_id: string;
+  token_id: string;
+  media_hash: string;
+  boot_config: string;
+  sealed_token: Buffer;
+  created_at: string;
+  expires_at: BigIntColumn;
+  looked_up_at: string | null;
+  last_seen_at: string | null;
+  ended_at: string | null;
+}
+
 export interface Database {
   resources: ResourcesTable;
   events: EventsTable;
@@ -115,4 +144,6 @@ export interface Database {
   settings: SettingsTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
+  agent_commands: AgentCommandsTable;
+  agent_sessions: AgentSessionsTable;
 }

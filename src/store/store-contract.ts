@@ -653,5 +653,86 @@ export function runStoreContract(name: string, freshDatabase: () => Promise<Cont
         expect(await other.getAuditHead()).toEqual({ seq: 30, hash: events[29]?.hash });
       });
     });
+
+    describe('agent commands and sessions', () => {
+      const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+      const command = (id: string, hostUid: string, operationId: string, second = 0) => ({
+        id,
+        hostUid,
+        operationId,
+        kind: 'deploy',
+        request: { image: { url: 'http://x/i.raw' } },
+        createdAt: at(second),
+      });
+
+      it('creates a command once per (host, operation): a second start returns the first', async () => {
+        const first = await store.createAgentCommand(command('c1', 'host-a', 'op-1'));
+        expect(first.created).toBe(true);
+        expect(first.command).toMatchObject({ id: 'c1', state: 'queued', percent: 0, message: '', request: { image: { url: 'http://x/i.raw' } } });
+        const again = await store.createAgentCommand(command('c2', 'host-a', 'op-1'));
+        expect(again.created).toBe(false);
+        expect(again.command.id).toBe('c1');
+        expect(await store.getAgentCommand('c2')).toBeUndefined();
+        // The same operation id on another host is another command.
+        expect((await store.createAgentCommand(command('c3', 'host-b', 'op-1'))).created).toBe(true);
+        expect((await store.findAgentCommand('host-b', 'op-1'))?.id).toBe('c3');
+      });
+
+      it('claims the oldest open command of that host only, and re-delivers a sent one until it runs', async () => {
+        await store.createAgentCommand(command('b1', 'host-b', 'op-1', 1));
+        await store.createAgentCommand(command('a2', 'host-a', 'op-2', 2));
+        await store.createAgentCommand(command('a1', 'host-a', 'op-1', 1));
+        expect(await store.claimNextAgentCommand('host-c', at(3))).toBeUndefined();
+        const claimed = await store.claimNextAgentCommand('host-a', at(3));
+        expect(claimed).toMatchObject({ id: 'a1', state: 'sent' });
+        expect((await store.claimNextAgentCommand('host-a', at(4)))?.id).toBe('a1');
+        await store.updateAgentCommand('a1', { state: 'running', percent: 10 }, at(5));
+        expect((await store.claimNextAgentCommand('host-a', at(6)))?.id).toBe('a2');
+        expect((await store.getAgentCommand('b1'))?.state).toBe('queued');
+      });
+
+      it('applies reports until the command ends, then keeps the outcome', async () => {
+        await store.createAgentCommand(command('c1', 'host-a', 'op-1'));
+        expect(await store.updateAgentCommand('missing', { state: 'running' }, at(1))).toBeUndefined();
+        expect(await store.updateAgentCommand('c1', { state: 'running', percent: 250, message: 'writing' }, at(1))).toMatchObject({ state: 'running', percent: 100, message: 'writing' });
+        const done = await store.updateAgentCommand('c1', { state: 'done', result: { rootDevice: '/dev/sda' } }, at(2));
+        expect(done).toMatchObject({ state: 'done', percent: 100, result: { rootDevice: '/dev/sda' }, updatedAt: at(2) });
+        const late = await store.updateAgentCommand('c1', { state: 'failed', message: 'late' }, at(3));
+        expect(late).toMatchObject({ state: 'done', result: { rootDevice: '/dev/sda' }, updatedAt: at(2) });
+      });
+
+      it('keeps sessions: lookup by media hash and token, newest open one per host, ending them all', async () => {
+        const session = (id: string, hostUid: string, second: number) => ({
+          id,
+          hostUid,
+          bootId: `boot-${id}`,
+          tokenId: `token-${id}`,
+          mediaHash: id.padEnd(64, '0'),
+          bootConfig: { apiUrl: 'https://agent.example:7386', hostUid },
+          sealedToken: Buffer.from([1, 2, 3, 0, 255]),
+          createdAt: at(second),
+          expiresAt: 1_900_000_000_000,
+        });
+        await store.createAgentSession(session('a1', 'host-a', 1));
+        await store.createAgentSession(session('a2', 'host-a', 2));
+        await store.createAgentSession(session('b1', 'host-b', 1));
+        const byMedia = await store.getAgentSessionByMediaHash('a1'.padEnd(64, '0'));
+        expect(byMedia).toMatchObject({ id: 'a1', hostUid: 'host-a', bootConfig: { hostUid: 'host-a' }, expiresAt: 1_900_000_000_000 });
+        expect(byMedia?.sealedToken.equals(Buffer.from([1, 2, 3, 0, 255]))).toBe(true);
+        expect((await store.getAgentSessionByTokenId('token-b1'))?.id).toBe('b1');
+        expect((await store.getActiveAgentSession('host-a'))?.id).toBe('a2');
+
+        await store.touchAgentSession('a2', { lookedUpAt: at(3), lastSeenAt: at(3) });
+        await store.touchAgentSession('a2', { lookedUpAt: at(9), lastSeenAt: at(4) });
+        expect(await store.getActiveAgentSession('host-a')).toMatchObject({ lookedUpAt: at(3), lastSeenAt: at(4) });
+
+        const ended = await store.endAgentSessions('host-a', at(5));
+        expect(ended.map((s) => s.tokenId).sort()).toEqual(['token-a1', 'token-a2']);
+        expect(await store.getActiveAgentSession('host-a')).toBeUndefined();
+        expect((await store.getAgentSessionByTokenId('token-a1'))?.endedAt).toBe(at(5));
+        expect(await store.endAgentSessions('host-a', at(6))).toEqual([]);
+        expect((await store.getActiveAgentSession('host-b'))?.id).toBe('b1');
+      });
+    });
   });
 }

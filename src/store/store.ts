@@ -158,6 +158,58 @@ export interface SecretCiphertext {
   ciphertext: Buffer;
 }
 
+export type AgentCommandState = 'queued' | 'sent' | 'running' | 'done' | 'failed';
+
+/** A command for the on-host agent (issue 4). One per (hostUid, operationId). */
+export interface AgentCommand {
+  id: string;
+  hostUid: string;
+  /** The conductor's operation id (AgentPort.start); unique per host. */
+  operationId: string;
+  kind: string;
+  /** The wire request, JSON; secret parts (user data) are sealed before they get here. */
+  request: Record<string, unknown>;
+  state: AgentCommandState;
+  /** 0-100. */
+  percent: number;
+  message: string;
+  result?: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type NewAgentCommand = Omit<AgentCommand, 'state' | 'percent' | 'message' | 'result' | 'updatedAt'>;
+
+/** What an agent reports about a command; applied only while the command is not done/failed. */
+export interface AgentCommandUpdate {
+  state: 'running' | 'done' | 'failed';
+  percent?: number;
+  message?: string;
+  result?: Record<string, unknown>;
+}
+
+/** One boot of the agent on one host: its one-boot token and its boot medium. */
+export interface AgentSession {
+  id: string;
+  hostUid: string;
+  /** Random id of this boot, carried in the boot configuration. */
+  bootId: string;
+  /** The StoredToken (type agent) minted for this boot. */
+  tokenId: string;
+  /** SHA-256 (hex) of the unguessable boot-medium id in the media URL. */
+  mediaHash: string;
+  /** The boot configuration without the token (apiUrl, caPem, hostUid, bootId). */
+  bootConfig: Record<string, unknown>;
+  /** The token, sealed with the SecretBox (aad `agent-session/<id>`), for building the medium. */
+  sealedToken: Buffer;
+  createdAt: string;
+  /** Epoch ms; the medium and the token die then. */
+  expiresAt: number;
+  lookedUpAt?: string;
+  lastSeenAt?: string;
+  endedAt?: string;
+}
+
 export interface Store {
   readonly dialect: Dialect;
 
@@ -220,6 +272,34 @@ export interface Store {
   listAuditEvents(options?: AuditListOptions): Promise<StoredAuditEvent[]>;
   /** The last appended event's seq and hash, as recorded beside the chain (detects a truncated tail). */
   getAuditHead(): Promise<AuditHead>;
+
+  // Agent commands and sessions (issue 4; see src/conductor/agent-queue.ts)
+  /**
+   * Inserts the command unless one with the same (hostUid, operationId) exists; either way
+   * returns the stored command and whether this call created it.
+   */
+  createAgentCommand(command: NewAgentCommand): Promise<{ created: boolean; command: AgentCommand }>;
+  getAgentCommand(id: string): Promise<AgentCommand | undefined>;
+  findAgentCommand(hostUid: string, operationId: string): Promise<AgentCommand | undefined>;
+  /**
+   * The oldest command of `hostUid` that is queued or sent (a sent command is delivered again
+   * until the agent reports it running: the first delivery may have been lost), marked sent.
+   */
+  claimNextAgentCommand(hostUid: string, at: string): Promise<AgentCommand | undefined>;
+  /**
+   * Applies an agent's report unless the command already ended (done/failed stay as they are).
+   * Returns the command as stored afterwards, or undefined when no such id exists.
+   */
+  updateAgentCommand(id: string, update: AgentCommandUpdate, at: string): Promise<AgentCommand | undefined>;
+  createAgentSession(session: AgentSession): Promise<void>;
+  getAgentSessionByMediaHash(mediaHash: string): Promise<AgentSession | undefined>;
+  getAgentSessionByTokenId(tokenId: string): Promise<AgentSession | undefined>;
+  /** The newest session of the host that has not ended (it may have expired: check expiresAt). */
+  getActiveAgentSession(hostUid: string): Promise<AgentSession | undefined>;
+  /** Records a lookup (sets lookedUpAt once) and/or a heartbeat (lastSeenAt). */
+  touchAgentSession(id: string, seen: { lookedUpAt?: string; lastSeenAt?: string }): Promise<void>;
+  /** Ends every open session of the host; returns the sessions it ended (to revoke their tokens). */
+  endAgentSessions(hostUid: string, at: string): Promise<AgentSession[]>;
 
   // Settings: small key/value facts about this installation (e.g. bootstrap done).
   getSetting(key: string): Promise<string | undefined>;

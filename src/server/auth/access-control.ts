@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { IngotError } from '../../model/errors.js';
 import type { StoredToken } from '../../store/store.js';
 import type { Authenticator } from './authenticate.js';
-import { authorize, isRouteAction, PUBLIC, type Identity, type Policy, type RouteAction } from './policy.js';
+import { authorize, CAPABILITY_URL_ACTIONS, isRouteAction, PUBLIC, type Identity, type Policy, type RouteAction } from './policy.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -64,6 +64,7 @@ export function installAccessControl(
     if (request.is404) return;
     const action = request.routeOptions.config.action;
     if (action === PUBLIC) return;
+    if (action !== undefined && CAPABILITY_URL_ACTIONS.has(action as never)) return;
     if (!isRouteAction(action)) {
       // Unreachable while the onRoute check holds; fail closed if it ever does not.
       throw new IngotError('INGOT_ERR_INTERNAL', 'route without a policy action');

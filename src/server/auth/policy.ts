@@ -20,12 +20,21 @@ export const ACTIONS = {
   'agent:heartbeat': 'agent: report that it is alive',
   'agent:commands': 'agent: fetch commands to run',
   'agent:results': 'agent: report command results',
+  'agent:boot-media': 'fetch an agent boot medium (the unguessable URL is the credential, no bearer token)',
+  'agent:image': 'agent: download an image through the conductor (caching proxy)',
 } as const;
 
 export type Action = keyof typeof ACTIONS;
 /** The only routes without authentication say so explicitly with this marker. */
 export const PUBLIC = 'public';
 export type RouteAction = Action | typeof PUBLIC;
+
+/**
+ * Actions whose URL itself is the credential (a 256-bit random id that dies with the agent
+ * session): the BMC fetching a virtual-media ISO cannot send a bearer token. Access control
+ * skips bearer authentication for these; the route must check the capability itself.
+ */
+export const CAPABILITY_URL_ACTIONS: ReadonlySet<Action> = new Set<Action>(['agent:boot-media']);
 
 /** Roles known to the default policy. `agent` is carried only by one-boot agent tokens. */
 export const ROLES = ['platform-admin', 'agent'] as const;

@@ -2,6 +2,7 @@
 // token is stored; a fast hash is enough because the token has 256 bits of entropy (nothing to
 // brute-force, unlike a password), and it lets the lookup be an index hit.
 import { createHash, randomBytes } from 'node:crypto';
+import { AGENT_TOKEN_PATTERN } from '../../model/agent-protocol.js';
 
 export const TOKEN_PREFIX = 'ingot_';
 /** Exactly the shape generateToken produces: anything else is refused before any lookup. */
@@ -11,8 +12,9 @@ export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString('base64url');
 }
 
+/** API tokens (`ingot_…`) and one-boot agent tokens (`ingotagent_…`, minted by src/conductor/agent-queue.ts). */
 export function isWellFormedToken(token: string): boolean {
-  return TOKEN_PATTERN.test(token);
+  return TOKEN_PATTERN.test(token) || AGENT_TOKEN_PATTERN.test(token);
 }
 
 /** Lower-case hex SHA-256, the form stored in StoredToken.hash. */

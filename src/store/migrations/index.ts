@@ -5,11 +5,13 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import type { Dialect } from '../store.js';
 import { initialMigration } from './0001-initial.js';
 import { auditMigration } from './0002-audit.js';
+import { agentMigration } from './0003-agent.js';
 
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001-initial': initialMigration(dialect),
     '0002-audit': auditMigration(dialect),
+    '0003-agent': agentMigration(dialect),
   };
 }
 
