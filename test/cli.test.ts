@@ -230,6 +230,22 @@ describe('ingot CLI against ingot server', () => {
   });
 });
 
+describe('ingot server --config', () => {
+  it('refuses a config file with an unknown field, naming it, and does not start', async () => {
+    work = mkdtempSync(join(tmpdir(), 'ingot-config-'));
+    baseEnv = { ...process.env, HOME: work, INGOT_SERVER: '', INGOT_TOKEN: '' };
+    try {
+      writeFileSync(join(work, 'bad.yaml'), 'conductor:\n  wrokers: 3\n');
+      const r = await ingot(['server', '--data-dir', join(work, 'data'), '--config', join(work, 'bad.yaml'), '--listen', '127.0.0.1:0', '--agent-listen', '127.0.0.1:0']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`config file ${join(work, 'bad.yaml')}: conductor.wrokers: unknown field`);
+      expect(existsSync(join(work, 'data', 'ingot.db'))).toBe(false);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ingot quickstart', () => {
   beforeAll(() => {
     ensureBuilt();

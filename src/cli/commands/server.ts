@@ -47,15 +47,18 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
   const agentListen = opts.agentListen ? parseListen(opts.agentListen, '--agent-listen') : undefined;
   const dataDir = resolve(opts.dataDir);
 
+  const fromFile = opts.config ? serverOptionsFromConfig(await loadServerConfig(resolve(opts.config))) : {};
+
   let server: Awaited<ReturnType<typeof runServer>>;
   try {
     server = await runServer({
+      ...fromFile,
       dataDir,
-      database: opts.database,
-      listen: listen ? opts.listen!.trim() : undefined,
-      agentListen: agentListen ? opts.agentListen!.trim() : undefined,
+      database: opts.database ?? fromFile.database,
+      listen: listen ? opts.listen!.trim() : fromFile.listen,
+      agentListen: agentListen ? opts.agentListen!.trim() : fromFile.agentListen,
       role: opts.role as (typeof ROLES)[number],
-      keyFile: opts.keyFile,
+      keyFile: opts.keyFile ?? fromFile.keyFile,
       // Logs (JSON) go to stderr, so standard output carries only the banner a person or script reads.
       log: createLogger({ level: opts.logLevel as LevelWithSilent, destination: process.stderr }),
     });
