@@ -1,5 +1,6 @@
 // An OpenDisk over a file or block device opened with node:fs (used by both machines).
 import { open } from 'node:fs/promises';
+import { readFileRange } from '../images/byte-reader.js';
 import type { OpenDisk } from './machine.js';
 
 export async function openFileDisk(path: string, size: number): Promise<OpenDisk> {
@@ -11,17 +12,7 @@ export async function openFileDisk(path: string, size: number): Promise<OpenDisk
       let done = 0;
       while (done < buf.length) done += (await handle.write(buf, done, buf.length - done, offset + done)).bytesWritten;
     },
-    async read(offset, length) {
-      const want = Math.max(0, Math.min(length, size - offset));
-      const buf = Buffer.alloc(want);
-      let done = 0;
-      while (done < want) {
-        const { bytesRead } = await handle.read(buf, done, want - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return buf.subarray(0, done);
-    },
+    read: (offset, length) => readFileRange(handle, size, offset, length),
     sync: () => handle.sync(),
     close: () => handle.close(),
   };

@@ -1,7 +1,7 @@
 // Random-access view of image bytes for the format inspector. The same interface serves a
 // file on disk (the conductor's cache, the agent's scratch file) and the buffered head of a
 // download that is still streaming, so inspection never needs the whole image in memory.
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 export interface ByteReader {
   /** Number of bytes that can be read (offsets 0 … size-1). */
@@ -38,21 +38,27 @@ export async function openFileReader(path: string): Promise<FileReader> {
     return {
       size,
       complete: true,
-      async read(offset, length) {
-        const want = Math.max(0, Math.min(length, size - offset));
-        const buf = Buffer.alloc(want);
-        let done = 0;
-        while (done < want) {
-          const { bytesRead } = await handle.read(buf, done, want - done, offset + done);
-          if (bytesRead === 0) break;
-          done += bytesRead;
-        }
-        return buf.subarray(0, done);
-      },
+      read: (offset, length) => readFileRange(handle, size, offset, length),
       close: () => handle.close(),
     };
   } catch (err) {
     await handle.close();
     throw err;
   }
+}
+
+/**
+ * Reads up to `length` bytes at `offset` from an open file of `size` bytes, looping over short
+ * reads (pread may return less than asked); stops early only at end of file.
+ */
+export async function readFileRange(handle: FileHandle, size: number, offset: number, length: number): Promise<Buffer> {
+  const want = Math.max(0, Math.min(length, size - offset));
+  const buf = Buffer.alloc(want);
+  let done = 0;
+  while (done < want) {
+    const { bytesRead } = await handle.read(buf, done, want - done, offset + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buf.subarray(0, done);
 }
