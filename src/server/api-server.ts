@@ -18,6 +18,12 @@ import { errorHandler, notFoundHandler } from './error-handler.js';
 import { hostRoutes } from './routes/hosts.js';
 import { metaRoutes } from './routes/meta.js';
 import { secretRoutes } from './routes/secrets.js';
+import { secretRevealRoutes } from './routes/secret-reveal.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { auditRoutes } from './routes/audit.js';
+import type { AuditWriter } from './audit/audit-writer.js';
+import { installRequestAudit } from './audit/request-audit.js';
+import { createRateLimiter, type RateLimitConfig } from './limits/rate-limit.js';
 import { WatchRegistry } from './watch-stream.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -33,6 +39,14 @@ export interface ApiServerOptions {
   watchHeartbeatMs?: number;
   /** Watch stream poll interval for changes by other processes; default 1 s. */
   watchPollMs?: number;
+  /** Records writes, denials and authentication failures; without it nothing is audited. */
+  audit?: AuditWriter;
+  /** Request limits (rate-limit.ts defaults when absent); `false` turns them off. */
+  rateLimits?: RateLimitConfig | false;
+  /** Longest lifetime of an API token created through the API; default 90 days. */
+  maxTokenLifetimeSeconds?: number;
+  /** Clock for token expiry (tests). */
+  now?: () => number;
 }
 
 /**
@@ -105,7 +119,14 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     store: options.store,
     onTouchError: (err) => options.log.warn({ err }, 'could not record token lastUsedAt'),
   });
-  installAccessControl(app, { authenticator, policy: options.policy, tokenType: 'api' });
+  installAccessControl(app, {
+    authenticator,
+    policy: options.policy,
+    tokenType: 'api',
+    ...(options.rateLimits === false ? {} : { limits: createRateLimiter(options.rateLimits ?? {}) }),
+    ...(options.audit ? { audit: options.audit } : {}),
+  });
+  if (options.audit) installRequestAudit(app, { audit: options.audit });
 
   const ctx: ApiContext = {
     store: options.store,
@@ -138,5 +159,15 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   void app.register(metaRoutes({ store: options.store, openapi: () => app.swagger() }));
   void app.register(hostRoutes(ctx));
   void app.register(secretRoutes(ctx));
+  void app.register(secretRevealRoutes(ctx));
+  void app.register(
+    tokenRoutes({
+      store: options.store,
+      policy: options.policy,
+      ...(options.maxTokenLifetimeSeconds ? { maxLifetimeSeconds: options.maxTokenLifetimeSeconds } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    }),
+  );
+  void app.register(auditRoutes({ store: options.store }));
   return app;
 }

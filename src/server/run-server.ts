@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { LevelWithSilent, Logger } from 'pino';
 import { createConductor, type Conductor, type ConductorOptions } from '../conductor/conductor.js';
+import { createAgentQueue } from '../conductor/agent-queue.js';
 import { createSecretCredentialsResolver } from '../conductor/credentials.js';
 import { FakeFleet, type FakeFleetDelays } from '../drivers/fake/fake-fleet.js';
 import { createRedfishDriver } from '../drivers/redfish/redfish-driver.js';
@@ -18,7 +19,14 @@ import { readSecretValues } from '../store/secret-reader.js';
 import type { Store } from '../store/store.js';
 import { buildAgentServer } from './agent-server.js';
 import { buildApiServer } from './api-server.js';
-import { createPolicy, type Policy } from './auth/policy.js';
+import { createPolicy, replacePolicyRules, type Policy } from './auth/policy.js';
+import { loadPolicyFile } from './auth/policy-file.js';
+import { createAuditWriter, type AuditWriter } from './audit/audit-writer.js';
+import type { AlertRule } from './audit/alert-rules.js';
+import type { AuditSink } from './audit/sinks/audit-sink.js';
+import { createJsonlFileSink } from './audit/sinks/jsonl-file-sink.js';
+import { createWebhookSink } from './audit/sinks/webhook-sink.js';
+import type { RateLimitConfig } from './limits/rate-limit.js';
 import { generateToken, hashToken, isWellFormedToken, TOKEN_PATTERN } from './auth/tokens.js';
 import { createLogger } from './logger.js';
 
@@ -46,12 +54,33 @@ export interface RunServerOptions {
   fake?: false | { delays?: FakeFleetDelays; statePath?: string };
   /** Enables redfish:// hosts (default true). */
   redfish?: boolean;
+  /**
+   * The on-host agent for non-fake hosts (inspection in-band, deploy, cleaning), through the
+   * agent API. Default on. `false` leaves those hosts without an agent: inspection is then
+   * out-of-band through the BMC and deploys and cleaning fail with a clear error.
+   * `apiUrl` is the agent API as hosts reach it (default: the bound agent listener; required
+   * for role conductor, which has no listener of its own).
+   */
+  agent?: false | { apiUrl?: string; caPem?: string; tokenTtlMs?: number; agentLostAfterMs?: number; allowMd5?: boolean; requireHttps?: boolean };
   conductor?: Partial<Omit<ConductorOptions, 'store' | 'drivers' | 'credentials'>>;
   policy?: Policy;
   /** A pino logger, or a level for the default one (info). */
   log?: Logger | LevelWithSilent;
   /** Request body limit in bytes (default 1 MiB). */
   bodyLimit?: number;
+  /** A YAML policy override file (policy-file.ts); reloaded by RunningServer.reloadPolicy (SIGHUP). */
+  policyFile?: string;
+  /** Audit trail copies and alerts; the database always holds the trail. */
+  audit?: {
+    /** JSONL copy of every event; default DATA_DIR/audit.jsonl; `false` for none. */
+    file?: string | false;
+    webhook?: { url: string; secret?: string };
+    alertRules?: AlertRule[];
+  };
+  /** Public API request limits (defaults in limits/rate-limit.ts); `false` disables them. */
+  rateLimits?: RateLimitConfig | false;
+  /** Longest lifetime of API tokens created through the API (seconds); default 90 days. */
+  maxTokenLifetimeSeconds?: number;
 }
 
 export interface RunningServer {
@@ -62,6 +91,12 @@ export interface RunningServer {
   /** The first admin token, set only on the first start of an installation and only when generated here (not when supplied). */
   bootstrapToken?: string;
   store: Store;
+  audit: AuditWriter;
+  /**
+   * Re-reads opts.policyFile and swaps the rules in (SIGHUP). A bad file is refused, logged,
+   * and the running policy kept: resolves { ok: false, error } rather than throwing.
+   */
+  reloadPolicy(): Promise<{ ok: true } | { ok: false; error: string }>;
   /** Stops the conductor (waiting for running steps), then the listeners, then the store. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -133,7 +168,9 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
   const listen = parseListenAddress(opts.listen ?? DEFAULT_LISTEN, 'listen');
   const agentListen = parseListenAddress(opts.agentListen ?? DEFAULT_AGENT_LISTEN, 'agent listen');
   const dataDir = prepareDataDir(opts.dataDir, log);
-  const policy = opts.policy ?? createPolicy();
+  const basePolicy = opts.policy ?? createPolicy();
+  const policy = opts.policyFile ? await loadPolicyFile(opts.policyFile, { allowMd5Checksums: basePolicy.allowMd5Checksums }) : basePolicy;
+  if (opts.policyFile) log.info({ policyFile: opts.policyFile }, 'policy file loaded');
 
   const cleanups: Array<() => Promise<void>> = [];
   async function closeAll(): Promise<void> {
@@ -153,13 +190,29 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     cleanups.push(() => store.close());
     const secretBox = await SecretBox.fromKeyFile(opts.keyFile ?? join(dataDir, 'secrets.key'));
 
+    const sinks: AuditSink[] = [];
+    const auditLog = (message: string) => log.warn({ component: 'audit' }, message);
+    if (opts.audit?.file !== false) sinks.push(createJsonlFileSink({ path: opts.audit?.file ?? join(dataDir, 'audit.jsonl'), log: auditLog }));
+    if (opts.audit?.webhook) sinks.push(createWebhookSink({ url: opts.audit.webhook.url, ...(opts.audit.webhook.secret ? { secret: opts.audit.webhook.secret } : {}), log: auditLog }));
+    const audit = createAuditWriter({ store, sinks, alertRules: opts.audit?.alertRules ?? [], log: auditLog });
+    cleanups.push(() => audit.close());
+
     const bootstrap = await bootstrapAdminToken(store, opts.bootstrapToken ?? process.env.INGOT_BOOTSTRAP_TOKEN);
     if (bootstrap.created) log.info('first start: created the bootstrap platform-admin token (stored as a hash only)');
 
     let apiUrl = '';
     let agentUrl = '';
     if (role !== 'conductor') {
-      const api = buildApiServer({ store, secretBox, policy, log, ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
+      const api = buildApiServer({
+        store,
+        secretBox,
+        policy,
+        log,
+        audit,
+        ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+        ...(opts.rateLimits !== undefined ? { rateLimits: opts.rateLimits } : {}),
+        ...(opts.maxTokenLifetimeSeconds ? { maxTokenLifetimeSeconds: opts.maxTokenLifetimeSeconds } : {}),
+      });
       cleanups.push(() => api.close());
       await api.listen(listen);
       apiUrl = urlOf(api);
@@ -175,7 +228,25 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       const fake = opts.fake === false ? undefined : new FakeFleet({ ...(opts.fake?.delays ? { delays: opts.fake.delays } : {}), statePath: opts.fake?.statePath ?? join(dataDir, 'fake-fleet.json') });
       const redfish = opts.redfish === false ? undefined : createRedfishDriver();
       if (redfish) cleanups.push(() => redfish.close());
-      const drivers = createDriverRegistry({ ...(fake ? { fake } : {}), ...(redfish ? { redfish } : {}) });
+      // The agent queue needs the agent API's URL as hosts reach it, so it is made after the
+      // agent listener is bound (port 0 picks the port only then).
+      const agentOpts = opts.agent === false ? undefined : (opts.agent ?? {});
+      const agentApiUrl = agentOpts?.apiUrl ?? agentUrl;
+      if (agentOpts && !agentApiUrl) log.warn('no agent API URL (role conductor without agent.apiUrl): non-fake hosts get no agent; inspection is out-of-band and deploys fail');
+      const agent =
+        agentOpts && agentApiUrl
+          ? createAgentQueue({
+              store,
+              box: secretBox,
+              agentApiUrl,
+              ...(agentOpts.caPem ? { caPem: agentOpts.caPem } : {}),
+              ...(agentOpts.tokenTtlMs !== undefined ? { tokenTtlMs: agentOpts.tokenTtlMs } : {}),
+              ...(agentOpts.agentLostAfterMs !== undefined ? { agentLostAfterMs: agentOpts.agentLostAfterMs } : {}),
+              ...(agentOpts.allowMd5 !== undefined ? { allowMd5: agentOpts.allowMd5 } : {}),
+              ...(agentOpts.requireHttps !== undefined ? { requireHttps: agentOpts.requireHttps } : {}),
+            })
+          : undefined;
+      const drivers = createDriverRegistry({ ...(fake ? { fake } : {}), ...(redfish ? { redfish } : {}), ...(agent ? { agent } : {}) });
       const credentials = createSecretCredentialsResolver((ref) => readSecretValues(store, secretBox, ref));
       const conductorLog = log.child({ component: 'conductor' });
       conductor = createConductor({
@@ -200,6 +271,19 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       agentUrl,
       ...(bootstrap.token ? { bootstrapToken: bootstrap.token } : {}),
       store,
+      audit,
+      async reloadPolicy() {
+        if (!opts.policyFile) return { ok: false, error: 'no policy file was given (--policy-file); nothing to reload' };
+        try {
+          replacePolicyRules(policy, await loadPolicyFile(opts.policyFile));
+          log.info({ policyFile: opts.policyFile }, 'policy file reloaded');
+          return { ok: true };
+        } catch (err) {
+          const error = (err as Error).message;
+          log.error({ policyFile: opts.policyFile, error }, 'policy file refused; the running policy is unchanged');
+          return { ok: false, error };
+        }
+      },
       close: () => (closing ??= closeAll()),
     };
   } catch (err) {

@@ -21,6 +21,7 @@ export interface ServerFlags {
   logLevel: string;
   keyFile?: string;
   config?: string;
+  policyFile?: string;
 }
 
 export function registerServer(program: Command, ctx: CommandContext): void {
@@ -34,6 +35,7 @@ export function registerServer(program: Command, ctx: CommandContext): void {
     .option('--role <role>', `what this process runs: ${ROLES.join(', ')}`, 'all')
     .option('--key-file <path>', 'the secret-encryption key file (default: in the data dir)')
     .option('--config <file>', 'a YAML file of server settings (see docs/server-config.md); flags win over it')
+    .option('--policy-file <file>', 'a YAML file of authorization rules overriding the defaults (docs/authz-matrix.md); reloaded on SIGHUP')
     .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, 'info')
     .action(ctx.run(async (opts: ServerFlags) => {
       await serverCommand(ctx, opts);
@@ -59,6 +61,7 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
       agentListen: agentListen ? opts.agentListen!.trim() : fromFile.agentListen,
       role: opts.role as (typeof ROLES)[number],
       keyFile: opts.keyFile ?? fromFile.keyFile,
+      ...(opts.policyFile ? { policyFile: resolve(opts.policyFile) } : {}),
       // Logs (JSON) go to stderr, so standard output carries only the banner a person or script reads.
       log: createLogger({ level: opts.logLevel as LevelWithSilent, destination: process.stderr }),
     });
@@ -105,6 +108,12 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
           resolveStop();
         });
     };
+    // SIGHUP reloads the policy file; a bad file is refused and the running policy kept.
+    process.on('SIGHUP', () => {
+      void server.reloadPolicy().then((result) => {
+        ctx.err.write(result.ok ? 'ingot: SIGHUP: policy reloaded\n' : `ingot: SIGHUP: policy not reloaded: ${result.error}\n`);
+      });
+    });
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });

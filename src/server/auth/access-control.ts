@@ -6,7 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import { IngotError } from '../../model/errors.js';
 import type { StoredToken } from '../../store/store.js';
 import type { Authenticator } from './authenticate.js';
-import { authorize, CAPABILITY_URL_ACTIONS, isRouteAction, PUBLIC, type Identity, type Policy, type RouteAction } from './policy.js';
+import type { AuditWriter } from '../audit/audit-writer.js';
+import { RateLimitedError, type RateLimiter } from '../limits/rate-limit.js';
+import { authorize, CAPABILITY_URL_ACTIONS, isRouteAction, PUBLIC, type Action, type Identity, type Policy, type RouteAction } from './policy.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -48,7 +50,15 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
  */
 export function installAccessControl(
   app: FastifyInstance,
-  options: { authenticator: Authenticator; policy: Policy; tokenType: StoredToken['type'] },
+  options: {
+    authenticator: Authenticator;
+    policy: Policy;
+    tokenType: StoredToken['type'];
+    /** Throttles failed authentication per address and requests per identity (public API). */
+    limits?: RateLimiter;
+    /** Records every authentication failure and every denied request. */
+    audit?: AuditWriter;
+  },
 ): RegisteredRoute[] {
   const routes: RegisteredRoute[] = [];
   registered.set(app, routes);
@@ -59,7 +69,7 @@ export function installAccessControl(
     for (const method of methods) routes.push({ method, url: route.url, action });
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     // Unknown paths answer 404 without asking for credentials: they reveal nothing.
     if (request.is404) return;
     const action = request.routeOptions.config.action;
@@ -69,9 +79,72 @@ export function installAccessControl(
       // Unreachable while the onRoute check holds; fail closed if it ever does not.
       throw new IngotError('INGOT_ERR_INTERNAL', 'route without a policy action');
     }
-    const identity = await options.authenticator.authenticate(request.headers.authorization, options.tokenType);
-    authorize(options.policy, identity, action);
+    const { limits, audit } = options;
+    const address = request.ip;
+    const refuse = async (actor: string, roles: readonly string[], auditAction: string, err: IngotError): Promise<never> => {
+      if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
+      if (audit) {
+        await audit.record({
+          actor,
+          roles,
+          sourceAddress: address,
+          requestId: request.id,
+          action: auditAction,
+          target: auditTarget(action, request),
+          outcome: 'denied',
+          reason: `${err.code}: ${err.message.slice(0, 300)}`,
+        });
+      }
+      throw err;
+    };
+    if (limits) {
+      try {
+        limits.checkAddress(address);
+      } catch (err) {
+        // Not audited: each refused attempt would be another write for the attacker to cause;
+        // the failures that led here were recorded.
+        if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
+        throw err;
+      }
+    }
+    let identity: Identity;
+    try {
+      identity = await options.authenticator.authenticate(request.headers.authorization, options.tokenType);
+    } catch (err) {
+      if (!(err instanceof IngotError)) throw err;
+      limits?.recordAuthFailure(address);
+      return refuse('anonymous', [], 'auth:failed', err);
+    }
+    const actor = actorOf(identity);
+    try {
+      authorize(options.policy, identity, action);
+    } catch (err) {
+      if (!(err instanceof IngotError)) throw err;
+      return refuse(actor, identity.roles, action, err);
+    }
+    if (limits) {
+      try {
+        limits.take(identity.tokenId, identity.roles);
+      } catch (err) {
+        if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
+        throw err;
+      }
+    }
     request.identity = identity;
   });
   return routes;
+}
+
+/** How an identity appears in audit events: the token id, and its description when it has one. */
+export function actorOf(identity: Identity): string {
+  return identity.description ? `${identity.tokenId} (${identity.description.slice(0, 100)})` : identity.tokenId;
+}
+
+/** The resource a request acts on, from the action's resource and the URL (`:name` or `:id`). */
+export function auditTarget(action: Action, request: { params: unknown }): { kind: string; name: string; project: string } {
+  const params = (request.params ?? {}) as { name?: unknown; id?: unknown };
+  const name = typeof params.name === 'string' ? params.name : typeof params.id === 'string' ? params.id : '';
+  const resource = action.split(':')[0]!;
+  const kind = { host: 'Host', secret: 'Secret', token: 'Token', audit: 'Audit', api: 'Api', agent: 'Agent' }[resource] ?? resource;
+  return { kind, name: name.slice(0, 253), project: '' };
 }

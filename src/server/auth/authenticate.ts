@@ -65,6 +65,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
         roles: found.type === 'agent' ? ['agent'] : found.roles,
         project: found.project,
         hostUid: found.hostUid,
+        ...(found.description ? { description: found.description } : {}),
       };
     },
   };

@@ -2,6 +2,7 @@
 // to perform it. The default policy lives here, in code; issue 5 adds more roles and an
 // operator override file, which only has to produce another `Rules` record (createPolicy merges).
 import { IngotError } from '../../model/errors.js';
+import { evaluateRule, formatRule, parseRule, requiresApproval, rolesIn, RuleSyntaxError, type RuleExpression } from './rule-expression.js';
 
 /** Every action a route may name, with what it allows. Keep sorted by resource. */
 export const ACTIONS = {
@@ -9,13 +10,19 @@ export const ACTIONS = {
   'host:list': 'list hosts and watch them for changes',
   'host:get': 'read one host and its events',
   'host:create': 'enroll a new host',
-  'host:update': 'change a host (spec, labels, annotations)',
+  'host:update': 'change a host (spec, labels, annotations), including power (spec.online)',
   'host:delete': 'ask for a host to be powered off and removed',
   'secret:list': 'list secrets (metadata and key names only, never values)',
   'secret:get': 'read one secret (metadata and key names only, never values)',
   'secret:create': 'create a secret',
   'secret:update': 'replace the values of a secret',
   'secret:delete': 'delete a secret no host references',
+  'secret:reveal': "read a secret's values (granted to nobody by default; every use is audited)",
+  'token:create': 'create an API token (only with roles the creator holds)',
+  'token:list': 'list API tokens (metadata only; a token value is shown once, on create)',
+  'token:revoke': 'revoke an API token',
+  'audit:list': 'read the audit trail',
+  'audit:verify': "verify the audit trail's hash chain",
   'agent:lookup': 'agent: find the host this boot belongs to',
   'agent:heartbeat': 'agent: report that it is alive',
   'agent:commands': 'agent: fetch commands to run',
@@ -36,35 +43,117 @@ export type RouteAction = Action | typeof PUBLIC;
  */
 export const CAPABILITY_URL_ACTIONS: ReadonlySet<Action> = new Set<Action>(['agent:boot-media']);
 
-/** Roles known to the default policy. `agent` is carried only by one-boot agent tokens. */
-export const ROLES = ['platform-admin', 'agent'] as const;
+/**
+ * Roles. Platform roles act on platform-scoped resources (today: every host, secret and
+ * token). Project roles will act on project-scoped resources when tenancy arrives; until then
+ * they are valid on tokens but the default rules grant them nothing. `agent` is carried only
+ * by one-boot agent tokens and cannot be granted through the API.
+ */
+export const ROLES = ['platform-admin', 'platform-reader', 'controller', 'project-admin', 'project-member', 'project-viewer', 'agent'] as const;
 export type Role = (typeof ROLES)[number] | (string & {});
+/** Roles an API token may carry (everything but agent). */
+export const API_ROLES: readonly string[] = ROLES.filter((r) => r !== 'agent');
 
-export type Rules = Record<Action, readonly Role[]>;
+/** Rules as text in the rule language (rule-expression.ts), one per action. */
+export type Rules = Record<Action, string>;
 
-const ALL_API_ACTIONS = (Object.keys(ACTIONS) as Action[]).filter((a) => !a.startsWith('agent:'));
+const ADMIN = 'role:platform-admin';
+const READERS = 'role:platform-admin or role:platform-reader';
+const AGENT = 'role:agent';
 
 /**
- * Default rules: platform-admin may do every API action; the agent actions belong to agent
- * tokens alone (an admin token on the agent listener is refused: the agent API is a separate
- * trust zone, DESIGN.md "The agent protocol").
+ * Default rules (docs/authz-matrix.md is generated from these):
+ * - platform-admin: every API action except secret:reveal, which nobody holds by default (an
+ *   operator opts in with a policy file; each use is audited);
+ * - platform-reader: the read-only actions (lists, gets, token list, audit), never values;
+ * - controller (automation that drives machines): reads hosts and updates them (spec.online is
+ *   power), reads secret metadata so it can pick credentials; it cannot enroll or delete
+ *   hosts (that changes the inventory, an admin decision) nor manage secrets or tokens;
+ * - project roles: nothing yet (hosts, secrets and tokens are platform resources until tenancy);
+ * - agent: the agent API only (a separate trust zone, DESIGN.md "The agent protocol").
  */
-export const DEFAULT_RULES: Rules = Object.fromEntries([
-  ...ALL_API_ACTIONS.map((a) => [a, ['platform-admin']] as const),
-  ...(Object.keys(ACTIONS) as Action[]).filter((a) => a.startsWith('agent:')).map((a) => [a, ['agent']] as const),
-]) as Rules;
+export const DEFAULT_RULES: Rules = {
+  'api:discover': '@',
+  'host:list': `${READERS} or role:controller`,
+  'host:get': `${READERS} or role:controller`,
+  'host:create': ADMIN,
+  'host:update': `${ADMIN} or role:controller`,
+  'host:delete': ADMIN,
+  'secret:list': `${READERS} or role:controller`,
+  'secret:get': `${READERS} or role:controller`,
+  'secret:create': ADMIN,
+  'secret:update': ADMIN,
+  'secret:delete': ADMIN,
+  'secret:reveal': '!',
+  'token:create': ADMIN,
+  'token:list': READERS,
+  'token:revoke': ADMIN,
+  'audit:list': READERS,
+  'audit:verify': READERS,
+  'agent:lookup': AGENT,
+  'agent:heartbeat': AGENT,
+  'agent:commands': AGENT,
+  'agent:results': AGENT,
+  'agent:boot-media': AGENT,
+  'agent:image': AGENT,
+};
 
 export interface Policy {
-  readonly rules: Rules;
+  /** The parsed rule of every action. Replaced as a whole by replacePolicyRules (SIGHUP reload). */
+  readonly rules: Readonly<Record<Action, RuleExpression>>;
   /** Image checksums of type md5 are refused unless this is set (DESIGN.md "Images"). */
   readonly allowMd5Checksums: boolean;
 }
 
-export function createPolicy(options: { overrides?: Partial<Rules>; allowMd5Checksums?: boolean } = {}): Policy {
-  for (const action of Object.keys(options.overrides ?? {})) {
-    if (!(action in ACTIONS)) throw new Error(`policy override names unknown action "${action}"; known: ${Object.keys(ACTIONS).join(', ')}`);
+/** Overrides: rule text, or (for code and tests) a list of roles meaning "any of these" ([] = nobody). */
+export type RuleOverrides = Partial<Record<Action, string | readonly string[]>>;
+
+function ruleFromOverride(action: string, value: string | readonly string[]): RuleExpression {
+  if (Array.isArray(value)) return value.length === 0 ? { type: 'none' } : parseRule(value.map((r) => `role:${r}`).join(' or '));
+  try {
+    return parseRule(value as string);
+  } catch (err) {
+    if (err instanceof RuleSyntaxError) throw new Error(`policy rule for action "${action}", column ${err.column}: ${err.message}`);
+    throw err;
   }
-  return { rules: { ...DEFAULT_RULES, ...options.overrides }, allowMd5Checksums: options.allowMd5Checksums ?? false };
+}
+
+const setters = new WeakMap<Policy, (rules: Record<Action, RuleExpression>) => void>();
+
+export function createPolicy(options: { overrides?: RuleOverrides; allowMd5Checksums?: boolean } = {}): Policy {
+  const rules = {} as Record<Action, RuleExpression>;
+  for (const action of Object.keys(ACTIONS) as Action[]) rules[action] = parseRule(DEFAULT_RULES[action]);
+  for (const [action, value] of Object.entries(options.overrides ?? {})) {
+    if (!(action in ACTIONS)) throw new Error(`policy override names unknown action "${action}"; known: ${Object.keys(ACTIONS).join(', ')}`);
+    rules[action as Action] = ruleFromOverride(action, value as string | readonly string[]);
+  }
+  let current: Readonly<Record<Action, RuleExpression>> = Object.freeze(rules);
+  const policy: Policy = {
+    get rules() {
+      return current;
+    },
+    allowMd5Checksums: options.allowMd5Checksums ?? false,
+  };
+  setters.set(policy, (next) => {
+    current = Object.freeze({ ...next });
+  });
+  return policy;
+}
+
+/**
+ * Makes `target` (the policy the running server holds) use the rules of `next`, atomically:
+ * a request sees either the old rules or the new ones, never a mix.
+ */
+export function replacePolicyRules(target: Policy, next: Policy): void {
+  const set = setters.get(target);
+  if (!set) throw new Error('replacePolicyRules: the target policy was not made by createPolicy');
+  set({ ...next.rules });
+}
+
+/** Whether an identity with these roles may perform the action. */
+export function isAllowed(policy: Policy, roles: readonly string[], action: Action): boolean {
+  const rule = policy.rules[action];
+  return rule !== undefined && evaluateRule(rule, roles);
 }
 
 export function isRouteAction(value: unknown): value is RouteAction {
@@ -81,15 +170,18 @@ export interface Identity {
   project: string;
   /** For agent tokens: the host this token is bound to. */
   hostUid: string;
+  /** The token's description, for audit events (bounded, never a secret). */
+  description?: string;
 }
 
-/** Throws 403 INGOT_ERR_FORBIDDEN naming the action unless one of the identity's roles allows it. */
+/** Throws 403 INGOT_ERR_FORBIDDEN naming the action unless the identity's roles satisfy its rule. */
 export function authorize(policy: Policy, identity: Identity, action: Action): void {
-  const allowed = policy.rules[action] ?? [];
-  if (identity.roles.some((r) => allowed.includes(r))) return;
+  if (isAllowed(policy, identity.roles, action)) return;
+  const rule = policy.rules[action];
   const held = identity.roles.length > 0 ? identity.roles.join(', ') : 'none';
-  throw new IngotError(
-    'INGOT_ERR_FORBIDDEN',
-    `action ${action} (${ACTIONS[action]}) is not allowed for your roles (${held}); ask a platform admin for a token with one of: ${allowed.length > 0 ? allowed.join(', ') : '(no role: denied by policy)'}`,
-  );
+  const roles = rule ? rolesIn(rule) : [];
+  const hint = rule && requiresApproval(rule)
+    ? `the policy requires an approval for it (${formatRule(rule)}), and approvals are not available yet`
+    : `ask a platform admin for a token with one of: ${roles.length > 0 ? roles.join(', ') : '(no role: denied by policy)'}`;
+  throw new IngotError('INGOT_ERR_FORBIDDEN', `action ${action} (${ACTIONS[action]}) is not allowed for your roles (${held}); ${hint}`);
 }

@@ -13,6 +13,9 @@ import { buildApiServer } from '../api-server.js';
 import { createPolicy, type Policy } from '../auth/policy.js';
 import { generateToken, hashToken } from '../auth/tokens.js';
 import { createLogger } from '../logger.js';
+import { createAuditWriter, type AuditWriter } from '../audit/audit-writer.js';
+import type { RateLimitConfig } from '../limits/rate-limit.js';
+import { Writable } from 'node:stream';
 
 export interface ApiFixture {
   url: string;
@@ -25,6 +28,11 @@ export interface ApiFixture {
   agentToken: string;
   /** Every response body read through `call`, for "no secret value ever appears" checks. */
   bodies: string[];
+  /** Every log line the API wrote (level debug), for the same checks. */
+  logLines: string[];
+  audit: AuditWriter;
+  /** The SQLite file (for tests that tamper with rows). */
+  databasePath: string;
   call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
   close(): Promise<void>;
 }
@@ -63,16 +71,33 @@ export async function addToken(store: Store, roles: string[], opts: { type?: 'ap
   return token;
 }
 
-export async function startApiFixture(options: { policy?: Policy; bodyLimit?: number; watchPollMs?: number; watchHeartbeatMs?: number } = {}): Promise<ApiFixture> {
+export async function startApiFixture(
+  options: { policy?: Policy; bodyLimit?: number; watchPollMs?: number; watchHeartbeatMs?: number; rateLimits?: RateLimitConfig; now?: () => number; maxTokenLifetimeSeconds?: number } = {},
+): Promise<ApiFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ingot-api-'));
   const store = await openStore({ database: join(dir, 'ingot.db') });
-  const log = createLogger({ level: process.env.INGOT_TEST_LOG ? 'debug' : 'silent' });
+  const logLines: string[] = [];
+  const capture = new Writable({
+    write(chunk, _encoding, done) {
+      const text = String(chunk);
+      logLines.push(text);
+      if (process.env.INGOT_TEST_LOG) process.stderr.write(text);
+      done();
+    },
+  });
+  const log = createLogger({ level: 'debug', destination: capture });
+  const audit = createAuditWriter({ store });
   const policy = options.policy ?? createPolicy();
   const app = buildApiServer({
     store,
     secretBox: new SecretBox(randomBytes(32)),
     policy,
     log,
+    audit,
+    // Off unless a test asks: suites that make hundreds of calls must not trip the defaults.
+    rateLimits: options.rateLimits ?? false,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.maxTokenLifetimeSeconds ? { maxTokenLifetimeSeconds: options.maxTokenLifetimeSeconds } : {}),
     ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
     ...(options.watchPollMs ? { watchPollMs: options.watchPollMs } : {}),
     ...(options.watchHeartbeatMs ? { watchHeartbeatMs: options.watchHeartbeatMs } : {}),
@@ -115,6 +140,9 @@ export async function startApiFixture(options: { policy?: Policy; bodyLimit?: nu
     noRoleToken,
     agentToken,
     bodies,
+    logLines,
+    audit,
+    databasePath: join(dir, 'ingot.db'),
     call,
     async close() {
       await app.close();
