@@ -1,5 +1,6 @@
-// The lifecycle on lab hosts, end to end over real networks: a lab (HTTPS Redfish BMCs) and an
-// Ingot server (SQLite in a temp dir, the real Redfish driver, the conductor), joined only by
+// The lifecycle on lab hosts, end to end over real networks: a lab (HTTPS Redfish BMCs that boot
+// the real agent from virtual media) and an Ingot server (SQLite in a temp dir, the real Redfish
+// driver, the conductor, the agent API), joined only by
 // `enrollLab` through the public API, as an operator would. Every check reads the result where
 // it really is: host status through the API, power and faults through the lab.
 // Assertions wait for states (bounded polls), never for times.
@@ -16,6 +17,8 @@ import { runServer, type RunningServer } from '../src/server/run-server.js';
 import { makeCa } from './support/test-pki.js';
 
 const HOSTS = 4;
+/** One more lab system than is enrolled: the wrong-CA host manages it alone (two hosts driving one machine's power would fight). */
+const SPARE = HOSTS;
 let lab: LabHarness;
 let admin: LabAdminClient;
 let server: RunningServer;
@@ -24,7 +27,7 @@ let token: string;
 let enrolled: EnrollResult;
 
 beforeAll(async () => {
-  lab = await LabHarness.start({ hosts: HOSTS, powerTransitionMs: 50 });
+  lab = await LabHarness.start({ hosts: HOSTS + 1, powerTransitionMs: 50, agents: { backoff: { initialMs: 50, maxMs: 500 }, commandWaitSeconds: 1 } });
   admin = await LabAdminClient.fromDataDir(lab.dataDir);
   serverDir = await mkdtemp(join(tmpdir(), 'ingot-lab-lifecycle-'));
   server = await runServer({
@@ -37,7 +40,7 @@ beforeAll(async () => {
       pollMs: 50,
       resyncMs: 1_000,
       backoff: { baseMs: 200, capMs: 1_000 },
-      handler: { powerPollMs: 100, idleRecheckMs: 300, deletePowerOffAttempts: 3 },
+      handler: { powerPollMs: 100, agentPollMs: 100, idleRecheckMs: 300, deletePowerOffAttempts: 3 },
     },
   });
   token = server.bootstrapToken!;
@@ -103,12 +106,13 @@ async function waitForPower(i: number, state: 'On' | 'Off'): Promise<void> {
 // ---- the lifecycle ----------------------------------------------------------------------------
 
 describe('lab hosts through the lifecycle', () => {
-  it('enrolled hosts register over Redfish, are inspected out-of-band and become available (a 5xx burst is retried)', async () => {
+  it('enrolled hosts register over Redfish, are inspected by the agent booted from virtual media and become available (a 5xx burst is retried)', async () => {
     // 1. The last system's BMC answers its next 5 requests with 503: registration must ride it out.
     await admin.setFaults(lab.sys(HOSTS - 1), { errorBurst: 5, errorStatus: 503 });
     // 2. Enroll: a CA secret, then a Secret and a Host per system.
-    enrolled = await enrollLab({ dataDir: lab.dataDir, server: server.apiUrl, token });
-    expect(enrolled.hosts.map((h) => h.name)).toEqual(lab.lab.systems.map((s) => s.id).sort());
+    const ids = lab.lab.systems.slice(0, HOSTS).map((s) => s.id);
+    enrolled = await enrollLab({ dataDir: lab.dataDir, server: server.apiUrl, token, systems: ids });
+    expect(enrolled.hosts.map((h) => h.name)).toEqual([...ids].sort());
     // 3. Every host reaches available with the lab's hardware in status.
     for (let i = 0; i < HOSTS; i++) {
       const id = lab.sys(i);
@@ -121,6 +125,9 @@ describe('lab hosts through the lifecycle', () => {
       expect(hw.nics?.map((n) => n.mac).sort()).toEqual([...detail.macs].map((m) => m.toLowerCase()).sort());
       expect(hw.storage?.map((d) => d.sizeBytes).sort()).toEqual(detail.disks.map((d) => d.sizeBytes).sort());
       expect(typeof hw.secureBootCapable).toBe('boolean');
+      // In-band: the machine booted the agent medium from virtual CD and the agent ran as it.
+      const cdBoot = lab.lab.fleet.get(id)!.bootLog.find((b) => b.source === 'cd');
+      expect(cdBoot?.agent).toMatchObject({ started: true, hostUid: host.metadata.uid });
       expect(host.spec.bootMACAddress).toBe(detail.macs[0]!.toLowerCase());
       expect(host.status.goodCredentials?.name).toBe(`${id}-bmc`);
       // The path it took, from the events written with each transition.
@@ -165,12 +172,14 @@ describe('lab hosts through the lifecycle', () => {
   it('a wrong CA is a registration error saying what to set; disabling verification registers with a warning condition', async () => {
     const other = makeCa('not-the-lab');
     await putSecret('other-ca', { 'ca.crt': other.certPem });
-    const target = enrolled.hosts.find((h) => h.name === lab.sys(2))!;
+    const spare = lab.lab.systems[SPARE]!;
+    await putSecret('spare-bmc', { username: spare.username, password: spare.password });
+    const address = enrolled.hosts[0]!.address.replace(/Systems\/[^/]+$/, `Systems/${spare.id}`);
     const r = await api('PUT', '/api/v1/hosts/wrong-ca', {
       apiVersion: API_VERSION,
       kind: 'Host',
       metadata: { name: 'wrong-ca' },
-      spec: { bmc: { address: target.address, credentialsName: target.secretName, caBundleName: 'other-ca' }, bootMACAddress: target.bootMACAddress, online: false },
+      spec: { bmc: { address, credentialsName: 'spare-bmc', caBundleName: 'other-ca' }, bootMACAddress: spare.bootMac, online: false },
     });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     // 1. Registration fails on the certificate, and says so.

@@ -10,6 +10,7 @@ import { registerQuickstart } from './commands/quickstart.js';
 import { registerSecrets } from './commands/secrets.js';
 import { registerServer } from './commands/server.js';
 import { registerLab } from './commands/lab.js';
+import { registerAgent } from './commands/agent.js';
 
 function version(): string {
   try {
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerHosts(program, ctx);
   registerSecrets(program, ctx);
   registerLab(program, ctx);
+  registerAgent(program, ctx);
   return program;
 }
 

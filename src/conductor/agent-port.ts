@@ -41,6 +41,13 @@ export interface AgentPort {
   poll(host: Host, operationId: string): Promise<AgentPoll>;
   /** Ends the host's agent session (revokes its boot token); safe to repeat. */
   finish(host: Host): Promise<void>;
+  /**
+   * Optional: opens a new agent session for `host` (ending any earlier one, which revokes its
+   * token) and returns the URL of its boot medium, an ISO the BMC fetches as virtual CD. The URL
+   * is a credential (it serves the one-boot token): never log it or store it in status. Ports
+   * without it (the fake agent) serve only network-booted hosts.
+   */
+  prepareBoot?(host: Host): Promise<{ mediaUrl: string }>;
 }
 
 /** The agent has not booted or checked in yet: wait and poll again, it is not a failure. */

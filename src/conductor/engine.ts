@@ -121,6 +121,17 @@ function lazyAgent(deps: Pick<EngineDeps, 'drivers'>, host: Host): AgentPort {
     start: (h, id, request) => port().start(h, id, request),
     poll: (h, id) => port().poll(h, id),
     finish: (h) => port().finish(h),
+    // A getter, so that "this port cannot make boot media" (the fake agent) stays visible as
+    // an absent method; a host without any agent has none either.
+    get prepareBoot() {
+      let real: AgentPort;
+      try {
+        real = port();
+      } catch {
+        return undefined;
+      }
+      return real.prepareBoot ? (h: Host) => real.prepareBoot!(h) : undefined;
+    },
   };
 }
 

@@ -45,6 +45,8 @@ export interface FleetOptions {
   powerTransitionMs: number;
   /** Called after every boot the lab records (the agent runner hooks in here). */
   onBoot?: (system: SystemState, record: BootRecord) => void;
+  /** Called when a reset cuts power (off or restart): whatever ran on the system stops. */
+  onPowerOff?: (system: SystemState) => void;
   now?: () => number;
 }
 
@@ -221,6 +223,7 @@ export class LabFleet {
     }
     system.power.steps = steps;
     system.power.state = final;
+    if (type !== 'On' && settledOn) this.#opts.onPowerOff?.(system);
     const task = this.#startTransitionTask(system, `${type} of ${system.id}`);
     this.save();
     return { kind: 'started', task };

@@ -83,6 +83,20 @@ export interface BootRecord {
   mode: BootMode;
   secureBoot: boolean;
   override: BootOverrideEnabled;
+  /** For cd boots of an Ingot agent medium: what the lab did with it (agent-runner.ts). */
+  agent?: { started: boolean; hostUid?: string; bootId?: string; error?: string };
+  /** For hdd boots: what the lab found on the boot disk (added shortly after the boot). */
+  disk?: DiskFindings;
+}
+
+/** What a boot from disk finds there: the partition table and the config drive, if any. */
+export interface DiskFindings {
+  drive: number;
+  partitionTable: 'gpt' | 'mbr' | 'none';
+  partitions: Array<{ number: number; name: string; firstLba: number; lastLba: number; typeGuid: string }>;
+  /** The config-2 partition (cloud-init ConfigDrive): its files, meta data and a digest of the user data (never the user data). */
+  configDrive?: { files: string[]; metaData?: Record<string, unknown>; userDataSha256?: string; error?: string };
+  error?: string;
 }
 
 export type BiosValue = string | number | boolean;
@@ -236,7 +250,7 @@ export function buildSystem(index: number, total: number, group: ProfileGroup): 
     id: String(i),
     index: i,
     type: d.type,
-    sizeBytes: d.sizeGiB * 1024 ** 3,
+    sizeBytes: d.sizeMiB !== undefined ? d.sizeMiB * 1024 ** 2 : (d.sizeGiB ?? 1) * 1024 ** 3,
     model: DRIVE_MODELS[d.type],
     serialNumber: `D${hexDigest(`disk:${id}:${i}`, 12).toUpperCase()}`,
     wwn: `5${hexDigest(`wwn:${id}:${i}`, 15)}`,

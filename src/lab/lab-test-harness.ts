@@ -37,7 +37,15 @@ export class LabHarness {
 
   static async start(opts: Partial<StartLabOptions> & { dataDir?: string } = {}): Promise<LabHarness> {
     const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ingot-lab-')));
-    const lab = await startLab({ hosts: opts.hosts ?? 2, listen: '127.0.0.1:0', dataDir, powerTransitionMs: opts.powerTransitionMs ?? 40, ...(opts.profile ? { profile: opts.profile } : {}) });
+    const lab = await startLab({
+      hosts: opts.hosts ?? 2,
+      listen: '127.0.0.1:0',
+      dataDir,
+      powerTransitionMs: opts.powerTransitionMs ?? 40,
+      ...(opts.profile ? { profile: opts.profile } : {}),
+      ...(opts.agents !== undefined ? { agents: opts.agents } : {}),
+      ...(opts.agentLog ? { agentLog: opts.agentLog } : {}),
+    });
     return new LabHarness(lab, await readFile(lab.caFile, 'utf8'), dataDir);
   }
 

@@ -14,7 +14,9 @@ export type DiskType = (typeof DISK_TYPES)[number];
 
 export const DiskProfile = Type.Object(
   {
-    sizeGiB: Type.Integer({ minimum: 1, maximum: 1024 * 1024, description: 'disk size in GiB; backed by a sparse file' }),
+    sizeGiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 * 1024, description: 'disk size in GiB; backed by a sparse file' })),
+    /** For small test disks (deploy tests write and read them whole); give sizeGiB or sizeMiB. */
+    sizeMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, description: 'disk size in MiB, instead of sizeGiB' })),
     type: Type.Enum(DISK_TYPES),
   },
   { additionalProperties: false },
@@ -93,6 +95,13 @@ export function validateProfile(doc: unknown, source = 'profile'): LabProfile {
       `${source} is not a valid lab profile (${problems.join('; ')}); expected {groups: [{count, cpus, ramGiB, disks: [{sizeGiB, type: nvme|sata|ssd|hdd}], gpus?: [{model, count}], secureBootCapable?}]}`,
     );
   }
+  doc.groups.forEach((g, i) =>
+    g.disks.forEach((d, j) => {
+      if ((d.sizeGiB === undefined) === (d.sizeMiB === undefined)) {
+        throw new ProfileError(`${source}: /groups/${i}/disks/${j} must give exactly one of sizeGiB or sizeMiB`);
+      }
+    }),
+  );
   const total = doc.groups.reduce((n, g) => n + g.count, 0);
   if (total > MAX_TOTAL_SYSTEMS) throw new ProfileError(`${source} describes ${total} systems; at most ${MAX_TOTAL_SYSTEMS} are supported`);
   return doc;

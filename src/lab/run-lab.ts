@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LabAgentRunner, type LabAgentLog, type LabAgentRunnerOptions } from './agent-runner.js';
 import { FaultBook } from './faults.js';
 import { ensureLabCa } from './lab-ca.js';
 import { LabFleet, STATE_FILE } from './lab-fleet.js';
@@ -22,6 +23,14 @@ export interface StartLabOptions {
   powerTransitionMs?: number;
   /** Called after every boot the lab records (the agent runner hooks in here). */
   onBoot?: (system: SystemState, record: BootRecord) => void;
+  /**
+   * Run the Ingot agent on systems that boot an agent medium from virtual CD, and read the disk
+   * of systems that boot from it (agent-runner.ts). Default on; `false` only records boots.
+   * An object passes agent options (backoff, long-poll wait, qemu-img limits).
+   */
+  agents?: boolean | NonNullable<LabAgentRunnerOptions['agent']>;
+  /** Where agent logs go (default: dropped). */
+  agentLog?: LabAgentLog;
 }
 
 export interface LabSystemInfo {
@@ -45,6 +54,8 @@ export interface RunningLab {
   faults: FaultBook;
   /** Redfish requests served (also GET /lab/v1/stats). */
   stats: RequestStats;
+  /** The agents the lab runs for its systems; absent when started with agents: false. */
+  agents?: LabAgentRunner;
   close(): Promise<void>;
 }
 
@@ -85,18 +96,37 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const profile = opts.profile ? await loadProfile(opts.profile) : undefined;
   const ca = await ensureLabCa(opts.dataDir);
   const adminToken = await ensureAdminToken(opts.dataDir);
+  const faults = new FaultBook();
+  let fleetRef: LabFleet | undefined;
+  const agents =
+    opts.agents === false
+      ? undefined
+      : new LabAgentRunner({
+          dataDir: opts.dataDir,
+          faults,
+          save: () => fleetRef?.save(),
+          ...(opts.agentLog ? { log: opts.agentLog } : {}),
+          ...(typeof opts.agents === 'object' ? { agent: opts.agents } : {}),
+        });
+  agents?.allowHost(host);
+  const onBoot = (system: SystemState, record: BootRecord) => {
+    agents?.onBoot(system, record);
+    opts.onBoot?.(system, record);
+  };
   const fleet = await LabFleet.open({
     dataDir: opts.dataDir,
     groups: expandProfile(profile, opts.hosts),
     powerTransitionMs,
-    ...(opts.onBoot ? { onBoot: opts.onBoot } : {}),
+    onBoot,
+    ...(agents ? { onPowerOff: (system: SystemState) => agents.onPowerOff(system) } : {}),
   });
-  const faults = new FaultBook();
+  fleetRef = fleet;
   const stats = new RequestStats();
   let service;
   try {
     service = await startRedfishService({ fleet, faults, stats, tls: { cert: ca.certPem, key: ca.keyPem }, adminToken, host, port });
   } catch (err) {
+    await agents?.close();
     await fleet.close();
     throw new Error(`cannot listen on ${opts.listen}: ${(err as Error).message}`, { cause: err });
   }
@@ -122,8 +152,10 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     fleet,
     faults,
     stats,
+    ...(agents ? { agents } : {}),
     close: async () => {
       await service.close();
+      await agents?.close();
       await fleet.close();
     },
   };

@@ -32,7 +32,7 @@ export const deprovisioning: Handler = (ctx) =>
           progressStep: 'clean',
           request: async () => ({ kind: 'clean', clean: { mode } }),
         })) ??
-        (await finishAgent(ctx));
+        (await finishAgent(ctx, bmc));
       if (pending) return pending;
     }
     const powering = await powerTo(ctx, bmc, 'off');

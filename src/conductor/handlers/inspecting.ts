@@ -20,7 +20,7 @@ export const inspecting: Handler = (ctx) =>
           if (result.inventory) ctx.host.status.hardware = result.inventory;
         },
       })) ??
-      (await finishAgent(ctx)) ??
+      (await finishAgent(ctx, bmc)) ??
       (await powerTo(ctx, bmc, 'off')) ?? { kind: 'advance', event: 'inspected', message: 'hardware inventory recorded' }
     );
   });

@@ -59,7 +59,7 @@ export const provisioning: Handler = (ctx) =>
     if (!state[STEP.agentFinished]) {
       await bmc.driver.boot.setBootDevice(bmc.target, { device: 'hdd', persistent: true, mode: bootModeOf(ctx) });
     }
-    const finishing = await finishAgent(ctx);
+    const finishing = await finishAgent(ctx, bmc);
     if (finishing) return finishing;
     if (host.spec.online) {
       if (state[STEP.rebootAt] === undefined) {

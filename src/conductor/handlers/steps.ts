@@ -16,6 +16,8 @@ import type { BmcAccess, HandlerContext } from './types.js';
 export const STEP = {
   operationId: 'operationId',
   agentBootAt: 'agentBootRequestedAt',
+  /** 'virtual-media' or 'network': how the agent was booted, so finishAgent knows to eject. */
+  agentBootVia: 'agentBootVia',
   agentStarted: 'agentStarted',
   agentDone: 'agentDone',
   agentFinished: 'agentFinished',
@@ -51,19 +53,40 @@ export async function powerTo(ctx: HandlerContext, bmc: BmcAccess, want: PowerSt
   return { kind: 'wait', afterMs: ctx.config.powerPollMs };
 }
 
+/** Whether this host's agent boots from virtual media (a redfish-virtualmedia address on a driver that has it). */
+export function bootsFromVirtualMedia(ctx: HandlerContext, bmc: BmcAccess): boolean {
+  return bmc.target.address.virtualMedia && bmc.driver.media !== undefined && ctx.agent.prepareBoot !== undefined;
+}
+
 /**
- * Boots the host into the agent: a one-time network boot, then power on (or a hard reboot if
- * it was already on, since a running OS would not load the agent). Done once the request is
- * recorded and power reads on; the agent then needs time to check in (runAgentOperation waits).
+ * Boots the host into the agent, then power on (or a hard reboot if it was already on, since a
+ * running OS would not load the agent). Network-boot hosts get a one-time PXE boot.
+ * Virtual-media hosts (redfish-virtualmedia) get a fresh agent session whose boot ISO is
+ * inserted as virtual CD and booted once (Redfish BootSourceOverrideTarget Cd, Once).
+ *
+ * The medium's URL carries the session's token, so it is never saved in status; instead the
+ * whole boot request is repeated when a conductor died before saving: prepareBoot ends the
+ * earlier session (revoking its token, so an agent booted from the old medium stops at its
+ * next call), and inserting and booting again converge on one live agent.
+ * Done once the request is recorded and power reads on; the agent then needs time to check in
+ * (runAgentOperation waits).
  */
 export async function bootAgent(ctx: HandlerContext, bmc: BmcAccess): Promise<Outcome | undefined> {
   const state = step(ctx.host.status);
   if (state[STEP.agentBootAt] === undefined) {
-    await bmc.driver.boot.setBootDevice(bmc.target, { device: 'pxe', persistent: false, mode: bootModeOf(ctx) });
+    const viaMedia = bootsFromVirtualMedia(ctx, bmc);
+    if (viaMedia) {
+      const { mediaUrl } = await ctx.agent.prepareBoot!(ctx.host);
+      await bmc.driver.media!.insert(bmc.target, { url: mediaUrl });
+      await bmc.driver.boot.setBootDevice(bmc.target, { device: 'cd', persistent: false, mode: bootModeOf(ctx) });
+    } else {
+      await bmc.driver.boot.setBootDevice(bmc.target, { device: 'pxe', persistent: false, mode: bootModeOf(ctx) });
+    }
     const power = await bmc.driver.power.get(bmc.target);
     if (power === 'on') await bmc.driver.power.reboot(bmc.target, { mode: 'hard' });
     else await bmc.driver.power.set(bmc.target, { state: 'on', mode: 'hard' });
     state[STEP.agentBootAt] = ctx.clock.now();
+    state[STEP.agentBootVia] = viaMedia ? 'virtual-media' : 'network';
     ctx.host.status.poweredOn = true;
     return { kind: 'save' };
   }
@@ -110,7 +133,11 @@ export async function runAgentOperation(
         return {
           kind: 'failed',
           errorType: opts.errorType,
-          message: `the agent did not check in within ${Math.round(ctx.config.agentBootTimeoutMs / 1000)} s of booting the host; check that it can network-boot (${error.message})`,
+          message: `the agent did not check in within ${Math.round(ctx.config.agentBootTimeoutMs / 1000)} s of booting the host; ${
+            state[STEP.agentBootVia] === 'virtual-media'
+              ? 'check that the BMC can fetch the boot medium from the agent API and that the host reaches the agent API'
+              : 'check that it can network-boot'
+          } (${error.message})`,
         };
       }
       return { kind: 'wait', afterMs: ctx.config.agentPollMs };
@@ -139,11 +166,15 @@ export async function runAgentOperation(
   }
 }
 
-/** Ends the agent session (revokes its boot token) once; safe to repeat but recorded to save calls. */
-export async function finishAgent(ctx: HandlerContext): Promise<Outcome | undefined> {
+/**
+ * Ends the agent session (revokes its boot token) and, for a virtual-media boot, ejects the
+ * medium; once (recorded to save calls), each part safe to repeat.
+ */
+export async function finishAgent(ctx: HandlerContext, bmc?: BmcAccess): Promise<Outcome | undefined> {
   const state = step(ctx.host.status);
   if (state[STEP.agentFinished]) return undefined;
   await ctx.agent.finish(ctx.host);
+  if (state[STEP.agentBootVia] === 'virtual-media' && bmc?.driver.media) await bmc.driver.media.eject(bmc.target);
   state[STEP.agentFinished] = true;
   return { kind: 'save' };
 }

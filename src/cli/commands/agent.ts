@@ -1,0 +1,55 @@
+// `ingot agent`: the on-host agent (DESIGN.md "The agent protocol"). It reads its boot
+// configuration (agent API URL, CA, one-boot token) from the boot medium or a JSON file, then
+// looks itself up, long-polls for commands and runs them until its session ends. On a real
+// host it reads /proc, /sys and the block devices; with --machine it runs as a lab machine
+// described by a JSON file whose disks are image files.
+import type { Command } from 'commander';
+import { agentMain } from '../../agent/main.js';
+import { CliError } from '../cli-error.js';
+import type { CommandContext } from '../context.js';
+
+interface AgentOptions {
+  bootConfig?: string;
+  bootIso?: string;
+  machine?: string;
+  iMeanItWriteDisks?: boolean;
+}
+
+export function registerAgent(program: Command, ctx: CommandContext): void {
+  program
+    .command('agent')
+    .description('run the on-host agent: serve one boot session of the agent API (inspection, deploy, cleaning)')
+    .option('--boot-config <file>', 'the boot configuration as JSON (agent API URL, CA, token, host uid, boot id)')
+    .option('--boot-iso <file>', 'the boot medium (ISO 9660) holding ingot/boot_config.json')
+    .option('--machine <file>', 'a lab machine description (JSON: hardware and disk image files) instead of this host')
+    .option('--i-mean-it-write-disks', 'allow writing this host\'s real block devices (Linux only)')
+    .addHelpText('after', '\nThe agent exits when its session ends (the server revoked its token) or on Ctrl-C.')
+    .action(
+      ctx.run(async (opts: AgentOptions) => {
+        if (!opts.bootConfig === !opts.bootIso) throw new CliError('give exactly one of --boot-config FILE or --boot-iso FILE');
+        const args = [
+          ...(opts.bootConfig ? ['--boot-config', opts.bootConfig] : []),
+          ...(opts.bootIso ? ['--boot-iso', opts.bootIso] : []),
+          ...(opts.machine ? ['--machine', opts.machine] : []),
+          ...(opts.iMeanItWriteDisks ? ['--i-mean-it-write-disks'] : []),
+        ];
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        try {
+          let exit;
+          try {
+            exit = await agentMain(args, stop.signal);
+          } catch (err) {
+            throw new CliError(`the agent could not start: ${(err as Error).message}`);
+          }
+          process.stderr.write(`ingot agent: ${exit.reason}: ${exit.message}\n`);
+          if (exit.reason === 'refused') process.exitCode = 1;
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      }),
+    );
+}
