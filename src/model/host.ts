@@ -108,6 +108,8 @@ export interface HardwareDetails {
   nics?: Array<{ name: string; mac: string; speedGbps?: number; linkUp?: boolean; ip?: string }>;
   firmware?: { bios?: { vendor?: string; version?: string; date?: string }; bmc?: { version?: string } };
   secureBootCapable?: boolean;
+  /** GPUs found by inspection (one entry per device); node types may require a model and count. */
+  gpus?: Array<{ model: string; vendor?: string }>;
 }
 
 export interface HostStatus {

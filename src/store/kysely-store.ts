@@ -12,8 +12,12 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
 import { alreadyExists, conflict, IngotError, notFound, validationError } from '../model/errors.js';
 import { AUDIT_GENESIS_HASH, AUDIT_OUTCOMES, auditEventHash, canonicalJson } from '../model/audit-event.js';
-import type { AgentCommandsTable, AgentSessionsTable, AuditEventsTable, Database, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
+import { compareIp, formatIp, parseIp, type IpAddress, type IpFamily } from '../model/ip-address.js';
+import type { AgentCommandsTable, AgentSessionsTable, AuditEventsTable, Database, HostBindingsTable, IpAllocationsTable, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
 import type {
+  AddressAllocationRequest,
+  HostBinding,
+  IpAllocation,
   AgentCommand,
   AgentCommandUpdate,
   AgentSession,
@@ -807,6 +811,118 @@ export class KyselyStore implements Store {
     return rows.map((row) => agentSessionRow({ ...row, ended_at: at }));
   }
 
+  // ---------------------------------------------------------------- IP allocations and host bindings
+
+  async allocateAddress(request: AddressAllocationRequest): Promise<IpAllocation> {
+    this.#checkUsable();
+    const plan = allocationPlan(request);
+    const { poolUid, claimUid } = request;
+    // No surrounding transaction on purpose: each INSERT is atomic on its own and the UNIQUE
+    // constraints decide every race. (A read-then-write transaction would, on SQLite with
+    // several connections, fail with SQLITE_BUSY_SNAPSHOT instead of waiting.)
+    const held = await this.#claimAllocation(poolUid, claimUid);
+    if (held !== undefined) return checkHeld(held, request, plan);
+
+    const tryInsert = async (address: IpAddress): Promise<IpAllocation | undefined> => {
+      const row = { pool_uid: poolUid, address: formatIp(address), family: address.family, claim_uid: claimUid, created_at: nowIso() };
+      const inserted = await this.#db.insertInto('ip_allocations').values(row).onConflict((oc) => oc.doNothing()).returning('address').executeTakeFirst();
+      return inserted === undefined ? undefined : ipAllocationRow(row);
+    };
+
+    if (plan.requested !== undefined) {
+      const mine = await tryInsert(plan.requested);
+      if (mine !== undefined) return mine;
+      const raced = await this.#claimAllocation(poolUid, claimUid);
+      if (raced !== undefined) return checkHeld(raced, request, plan);
+      throw new IngotError(
+        'INGOT_ERR_ALREADY_EXISTS',
+        `address ${formatIp(plan.requested)} of IP pool "${request.poolName}" is already allocated to another claim; ask for another address, or leave it out to get the lowest free one`,
+        { details: [{ field: 'requested', message: 'already allocated' }] },
+      );
+    }
+
+    // The allocated set is read once; each conflict (another process took the candidate
+    // meanwhile) adds to it and the walk goes on, so at most |allocated| + |reserved| + 1
+    // candidates are looked at, however large the ranges are.
+    const rows = await this.#db.selectFrom('ip_allocations').select('address').where('pool_uid', '=', poolUid).execute();
+    const skip = new Set<bigint>(plan.reserved);
+    for (const row of rows) {
+      const parsed = parseIp(row.address);
+      if (parsed !== undefined && parsed.family === plan.family) skip.add(parsed.value);
+    }
+    for (const range of plan.ranges) {
+      for (let value = range.start; value <= range.end; value++) {
+        if (skip.has(value)) continue;
+        const mine = await tryInsert({ family: plan.family, value });
+        if (mine !== undefined) return mine;
+        const raced = await this.#claimAllocation(poolUid, claimUid);
+        if (raced !== undefined) return raced;
+        skip.add(value);
+      }
+    }
+    throw new IngotError(
+      'INGOT_ERR_UNPROCESSABLE',
+      `IP pool "${request.poolName}" is exhausted: every assignable address of its ranges is allocated; add a range to its spec.ranges or release a claim that holds one`,
+    );
+  }
+
+  async #claimAllocation(poolUid: string, claimUid: string): Promise<IpAllocation | undefined> {
+    const row = await this.#db.selectFrom('ip_allocations').selectAll().where('pool_uid', '=', poolUid).where('claim_uid', '=', claimUid).executeTakeFirst();
+    return row === undefined ? undefined : ipAllocationRow(row);
+  }
+
+  async releaseAddresses(claimUid: string): Promise<IpAllocation[]> {
+    this.#checkUsable();
+    const rows = await this.#db.deleteFrom('ip_allocations').where('claim_uid', '=', claimUid).returningAll().execute();
+    return sortAllocations(rows.map(ipAllocationRow));
+  }
+
+  async listAllocations(poolUid: string): Promise<IpAllocation[]> {
+    this.#checkUsable();
+    const rows = await this.#db.selectFrom('ip_allocations').selectAll().where('pool_uid', '=', poolUid).execute();
+    return sortAllocations(rows.map(ipAllocationRow));
+  }
+
+  async listClaimAllocations(claimUid: string): Promise<IpAllocation[]> {
+    this.#checkUsable();
+    const rows = await this.#db.selectFrom('ip_allocations').selectAll().where('claim_uid', '=', claimUid).execute();
+    return sortAllocations(rows.map(ipAllocationRow));
+  }
+
+  async bindHost(hostUid: string, claimUid: string, project: string): Promise<boolean> {
+    this.#checkUsable();
+    if (hostUid === '' || claimUid === '') throw new Error('bindHost needs a host uid and a claim uid');
+    const inserted = await this.#db
+      .insertInto('host_bindings')
+      .values({ host_uid: hostUid, claim_uid: claimUid, project, created_at: nowIso() })
+      .onConflict((oc) => oc.doNothing())
+      .returning('host_uid')
+      .executeTakeFirst();
+    if (inserted !== undefined) return true;
+    const existing = await this.#db.selectFrom('host_bindings').select('claim_uid').where('host_uid', '=', hostUid).executeTakeFirst();
+    return existing?.claim_uid === claimUid;
+  }
+
+  async unbindHost(claimUid: string): Promise<HostBinding | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.deleteFrom('host_bindings').where('claim_uid', '=', claimUid).returningAll().executeTakeFirst();
+    return row === undefined ? undefined : hostBindingRow(row);
+  }
+
+  async getClaimBinding(claimUid: string): Promise<HostBinding | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('host_bindings').selectAll().where('claim_uid', '=', claimUid).executeTakeFirst();
+    return row === undefined ? undefined : hostBindingRow(row);
+  }
+
+  async listHostBindings(project?: string): Promise<HostBinding[]> {
+    this.#checkUsable();
+    let query = this.#db.selectFrom('host_bindings').selectAll();
+    if (project !== undefined) query = query.where('project', '=', project);
+    const rows = await query.orderBy('created_at').orderBy('host_uid').execute();
+    return rows.map(hostBindingRow);
+  }
+
   // ---------------------------------------------------------------- settings
 
   async getSetting(key: string): Promise<string | undefined> {
@@ -838,6 +954,83 @@ export class KyselyStore implements Store {
 }
 
 // ------------------------------------------------------------------ helpers
+
+// ------------------------------------------------------------------ IP allocation helpers
+
+const MAX_ALLOCATION_RANGES = 64;
+
+interface AllocationPlan {
+  family: IpFamily;
+  ranges: Array<{ start: bigint; end: bigint }>;
+  reserved: bigint[];
+  requested?: IpAddress;
+}
+
+/** Parses and checks an allocation request; the pool spec was validated, but the store trusts nothing it is handed. */
+function allocationPlan(request: AddressAllocationRequest): AllocationPlan {
+  if (request.poolUid === '' || request.claimUid === '') throw new Error('allocateAddress needs a pool uid and a claim uid');
+  if (request.ranges.length === 0 || request.ranges.length > MAX_ALLOCATION_RANGES) {
+    throw validationError([{ field: 'ranges', message: `needs 1 to ${MAX_ALLOCATION_RANGES} ranges, not ${request.ranges.length}` }]);
+  }
+  let family: IpFamily | undefined;
+  const ranges: Array<{ start: bigint; end: bigint }> = [];
+  request.ranges.forEach((range, index) => {
+    const start = parseIp(range.start);
+    const end = parseIp(range.end);
+    if (start === undefined || end === undefined || start.family !== end.family || start.value > end.value || (family !== undefined && family !== start.family)) {
+      throw validationError([{ field: `ranges[${index}]`, message: `${range.start}-${range.end} is not a range of one address family with start <= end` }]);
+    }
+    family = start.family;
+    ranges.push({ start: start.value, end: end.value });
+  });
+  ranges.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const poolFamily = family as IpFamily;
+  const reserved: bigint[] = [];
+  for (const text of request.reserved ?? []) {
+    const parsed = parseIp(text);
+    if (parsed !== undefined && parsed.family === poolFamily) reserved.push(parsed.value);
+  }
+  const plan: AllocationPlan = { family: poolFamily, ranges, reserved };
+  if (request.requested !== undefined) {
+    const requested = parseIp(request.requested);
+    const where = `IP pool "${request.poolName}"`;
+    if (requested === undefined) throw validationError([{ field: 'requested', message: `"${request.requested}" is not an IPv4 or IPv6 address` }]);
+    if (requested.family !== poolFamily) throw validationError([{ field: 'requested', message: `${request.requested} is IPv${requested.family} but ${where} is IPv${poolFamily}` }]);
+    if (!ranges.some((r) => r.start <= requested.value && requested.value <= r.end)) {
+      throw validationError([{ field: 'requested', message: `${request.requested} is outside the ranges of ${where}; ask for an address inside them` }]);
+    }
+    if (reserved.includes(requested.value)) {
+      throw validationError([{ field: 'requested', message: `${request.requested} is reserved in ${where} (gateway, network or broadcast address); ask for another` }]);
+    }
+    plan.requested = requested;
+  }
+  return plan;
+}
+
+/** A claim asking again: same answer, unless it now asks for a different specific address. */
+function checkHeld(held: IpAllocation, request: AddressAllocationRequest, plan: AllocationPlan): IpAllocation {
+  if (plan.requested !== undefined && held.address !== formatIp(plan.requested)) {
+    throw new IngotError(
+      'INGOT_ERR_ALREADY_EXISTS',
+      `the claim already holds ${held.address} in IP pool "${request.poolName}" (one address per claim per pool); release it before asking for ${formatIp(plan.requested)}`,
+      { details: [{ field: 'requested', message: 'the claim already holds another address in this pool' }] },
+    );
+  }
+  return held;
+}
+
+function ipAllocationRow(row: Selectable<IpAllocationsTable>): IpAllocation {
+  return { poolUid: row.pool_uid, address: row.address, family: Number(row.family) === 6 ? 6 : 4, claimUid: row.claim_uid, createdAt: row.created_at };
+}
+
+function sortAllocations(allocations: IpAllocation[]): IpAllocation[] {
+  const key = (a: IpAllocation): IpAddress => parseIp(a.address) ?? { family: a.family, value: 0n };
+  return allocations.sort((a, b) => (a.poolUid < b.poolUid ? -1 : a.poolUid > b.poolUid ? 1 : compareIp(key(a), key(b))));
+}
+
+function hostBindingRow(row: Selectable<HostBindingsTable>): HostBinding {
+  return { hostUid: row.host_uid, claimUid: row.claim_uid, project: row.project, createdAt: row.created_at };
+}
 
 function nowIso(): string {
   return new Date().toISOString();

@@ -134,6 +134,22 @@ export interface AgentSessionsTable {
   ended_at: string | null;
 }
 
+export interface IpAllocationsTable {
+  pool_uid: string;
+  /** Canonical text (src/model/ip-address.ts formatIp). */
+  address: string;
+  family: number;
+  claim_uid: string;
+  created_at: string;
+}
+
+export interface HostBindingsTable {
+  host_uid: string;
+  claim_uid: string;
+  project: string;
+  created_at: string;
+}
+
 export interface Database {
   resources: ResourcesTable;
   events: EventsTable;
@@ -146,4 +162,6 @@ export interface Database {
   audit_head: AuditHeadTable;
   agent_commands: AgentCommandsTable;
   agent_sessions: AgentSessionsTable;
+  ip_allocations: IpAllocationsTable;
+  host_bindings: HostBindingsTable;
 }

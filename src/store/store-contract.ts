@@ -654,6 +654,110 @@ export function runStoreContract(name: string, freshDatabase: () => Promise<Cont
       });
     });
 
+
+    describe('IP allocations and host bindings', () => {
+      const v4Pool = { poolUid: 'pool-v4', poolName: 'rack1-v4', ranges: [{ start: '192.0.2.10', end: '192.0.2.12' }, { start: '192.0.2.20', end: '192.0.2.21' }], reserved: ['192.0.2.11'] };
+
+      it('hands out the lowest free address across non-contiguous ranges, skipping reserved ones, and reuses freed ones', async () => {
+        const got: string[] = [];
+        for (const claim of ['c1', 'c2', 'c3', 'c4']) got.push((await store.allocateAddress({ ...v4Pool, claimUid: claim })).address);
+        expect(got).toEqual(['192.0.2.10', '192.0.2.12', '192.0.2.20', '192.0.2.21']);
+        await expectIngotError(store.allocateAddress({ ...v4Pool, claimUid: 'c5' }), 'INGOT_ERR_UNPROCESSABLE');
+        expect(await store.releaseAddresses('c2')).toMatchObject([{ address: '192.0.2.12', claimUid: 'c2', poolUid: 'pool-v4', family: 4 }]);
+        expect((await store.allocateAddress({ ...v4Pool, claimUid: 'c5' })).address).toBe('192.0.2.12');
+        expect((await store.listAllocations('pool-v4')).map((a) => `${a.address}=${a.claimUid}`)).toEqual([
+          '192.0.2.10=c1',
+          '192.0.2.12=c5',
+          '192.0.2.20=c3',
+          '192.0.2.21=c4',
+        ]);
+      });
+
+      it('gives a claim one address per pool: asking again returns it; other pools and releases are per claim', async () => {
+        const first = await store.allocateAddress({ ...v4Pool, claimUid: 'c1' });
+        expect(await store.allocateAddress({ ...v4Pool, claimUid: 'c1' })).toEqual(first);
+        const v6 = await store.allocateAddress({ poolUid: 'pool-v6', poolName: 'rack1-v6', claimUid: 'c1', ranges: [{ start: '2001:DB8:0:0::ff', end: '2001:db8::1:0' }] });
+        expect(v6).toMatchObject({ address: '2001:db8::ff', family: 6 });
+        expect((await store.allocateAddress({ poolUid: 'pool-v6', poolName: 'rack1-v6', claimUid: 'c2', ranges: [{ start: '2001:db8::ff', end: '2001:db8::1:0' }] })).address).toBe('2001:db8::100');
+        expect((await store.listClaimAllocations('c1')).map((a) => a.address)).toEqual(['192.0.2.10', '2001:db8::ff']);
+        expect((await store.releaseAddresses('c1')).map((a) => a.address)).toEqual(['192.0.2.10', '2001:db8::ff']);
+        expect(await store.listClaimAllocations('c1')).toEqual([]);
+        expect(await store.releaseAddresses('c1')).toEqual([]);
+        expect((await store.listAllocations('pool-v6')).map((a) => a.claimUid)).toEqual(['c2']);
+      });
+
+      it('gives a requested address, and refuses one that is taken, outside the ranges or reserved, with a clear error', async () => {
+        expect((await store.allocateAddress({ ...v4Pool, claimUid: 'c1', requested: '192.0.2.20' })).address).toBe('192.0.2.20');
+        const taken = await expectIngotError(store.allocateAddress({ ...v4Pool, claimUid: 'c2', requested: '192.0.2.20' }), 'INGOT_ERR_ALREADY_EXISTS', 'requested');
+        expect(taken.message).toContain('192.0.2.20 of IP pool "rack1-v4" is already allocated');
+        expect(taken.message).not.toContain('c1');
+        await expectIngotError(store.allocateAddress({ ...v4Pool, claimUid: 'c2', requested: '192.0.2.13' }), 'INGOT_ERR_VALIDATION', 'requested');
+        await expectIngotError(store.allocateAddress({ ...v4Pool, claimUid: 'c2', requested: '192.0.2.11' }), 'INGOT_ERR_VALIDATION', 'requested');
+        await expectIngotError(store.allocateAddress({ ...v4Pool, claimUid: 'c2', requested: '2001:db8::1' }), 'INGOT_ERR_VALIDATION', 'requested');
+        // The same claim asking for another address while holding one: refused, not silently moved.
+        await expectIngotError(store.allocateAddress({ ...v4Pool, claimUid: 'c1', requested: '192.0.2.21' }), 'INGOT_ERR_ALREADY_EXISTS', 'requested');
+        // Nothing above allocated anything.
+        expect((await store.listAllocations('pool-v4')).map((a) => a.address)).toEqual(['192.0.2.20']);
+        // The lowest free one skips the requested address held by c1.
+        expect((await store.allocateAddress({ ...v4Pool, claimUid: 'c2' })).address).toBe('192.0.2.10');
+      });
+
+      it('walks a huge IPv6 range without enumerating it, and compares numerically, not as text', async () => {
+        const pool = { poolUid: 'big', poolName: 'big', ranges: [{ start: '2001:db8::9', end: '2001:db8::ffff:ffff:ffff:ffff' }] };
+        const got: string[] = [];
+        for (let i = 0; i < 9; i++) got.push((await store.allocateAddress({ ...pool, claimUid: `c${i}` })).address);
+        expect(got).toEqual(['2001:db8::9', '2001:db8::a', '2001:db8::b', '2001:db8::c', '2001:db8::d', '2001:db8::e', '2001:db8::f', '2001:db8::10', '2001:db8::11']);
+        expect((await store.listAllocations('big')).map((a) => a.address)).toEqual(got);
+      });
+
+      it('50 parallel allocations from two store instances in a pool of 20: 20 distinct addresses, 30 "exhausted"', async () => {
+        const other = await peer();
+        const pool = { poolUid: 'race', poolName: 'race-pool', ranges: [{ start: '10.1.0.1', end: '10.1.0.10' }, { start: '10.1.0.101', end: '10.1.0.110' }] };
+        const results = await Promise.allSettled(
+          Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? store : other).allocateAddress({ ...pool, claimUid: `claim-${i}` })),
+        );
+        const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.address] : []));
+        const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+        expect(won).toHaveLength(20);
+        expect(new Set(won).size).toBe(20);
+        expect(lost).toHaveLength(30);
+        for (const error of lost) {
+          expect(error).toBeInstanceOf(IngotError);
+          expect((error as IngotError).message).toContain('IP pool "race-pool" is exhausted');
+        }
+        const stored = await other.listAllocations('race');
+        expect(stored).toHaveLength(20);
+        expect(new Set(stored.map((a) => a.claimUid)).size).toBe(20);
+      });
+
+      it('binds a host to one claim and a claim to one host; retries are safe; unbinding frees both', async () => {
+        expect(await store.bindHost('h1', 'c1', 'team-a')).toBe(true);
+        expect(await store.bindHost('h1', 'c1', 'team-a')).toBe(true);
+        expect(await store.bindHost('h1', 'c2', 'team-a')).toBe(false);
+        expect(await store.bindHost('h2', 'c1', 'team-a')).toBe(false);
+        expect(await store.bindHost('h2', 'c2', 'team-b')).toBe(true);
+        expect(await store.getClaimBinding('c1')).toMatchObject({ hostUid: 'h1', claimUid: 'c1', project: 'team-a' });
+        expect((await store.listHostBindings()).map((b) => b.hostUid).sort()).toEqual(['h1', 'h2']);
+        expect((await store.listHostBindings('team-b')).map((b) => b.claimUid)).toEqual(['c2']);
+        expect(await store.unbindHost('c1')).toMatchObject({ hostUid: 'h1', claimUid: 'c1' });
+        expect(await store.unbindHost('c1')).toBeUndefined();
+        expect(await store.getClaimBinding('c1')).toBeUndefined();
+        expect(await store.bindHost('h1', 'c3', 'team-a')).toBe(true);
+      });
+
+      it('two store instances binding 30 claims to 10 hosts at once: no host twice, no claim twice', async () => {
+        const other = await peer();
+        const outcomes = await Promise.all(
+          Array.from({ length: 30 }, (_, c) => (c % 2 === 0 ? store : other).bindHost(`host-${c % 10}`, `claim-${c}`, 'p')),
+        );
+        expect(outcomes.filter(Boolean)).toHaveLength(10);
+        const bindings = await store.listHostBindings();
+        expect(bindings).toHaveLength(10);
+        expect(new Set(bindings.map((b) => b.hostUid)).size).toBe(10);
+        expect(new Set(bindings.map((b) => b.claimUid)).size).toBe(10);
+      });
+    });
+
     describe('agent commands and sessions', () => {
       const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
       const command = (id: string, hostUid: string, operationId: string, second = 0) => ({

@@ -210,6 +210,38 @@ export interface AgentSession {
   endedAt?: string;
 }
 
+/** One address of one pool held by one claim (issue 6). */
+export interface IpAllocation {
+  poolUid: string;
+  /** Canonical text: dotted quad, or RFC 5952 for IPv6. */
+  address: string;
+  family: 4 | 6;
+  claimUid: string;
+  createdAt: string;
+}
+
+/** What allocateAddress needs to know about the pool; the caller validated it (parseIpPoolSpec). */
+export interface AddressAllocationRequest {
+  poolUid: string;
+  /** Used in messages only. */
+  poolName: string;
+  claimUid: string;
+  /** Inclusive, one address family, non-overlapping; at most 64. */
+  ranges: Array<{ start: string; end: string }>;
+  /** Addresses inside the ranges that are never handed out (gateway, network, broadcast). */
+  reserved?: string[];
+  /** A specific address instead of the lowest free one. */
+  requested?: string;
+}
+
+/** A host serving a claim (issue 6): one row per host, at most one per claim. */
+export interface HostBinding {
+  hostUid: string;
+  claimUid: string;
+  project: string;
+  createdAt: string;
+}
+
 export interface Store {
   readonly dialect: Dialect;
 
@@ -300,6 +332,33 @@ export interface Store {
   touchAgentSession(id: string, seen: { lookedUpAt?: string; lastSeenAt?: string }): Promise<void>;
   /** Ends every open session of the host; returns the sessions it ended (to revoke their tokens). */
   endAgentSessions(hostUid: string, at: string): Promise<AgentSession[]>;
+
+  // IP address allocations and host bindings (issue 6; see docs/tenancy.md). UNIQUE constraints
+  // make these safe across any number of store instances and server processes.
+  /**
+   * Gives the claim one address of the pool: `requested` if given, else the lowest free one
+   * (ranges in order, reserved addresses skipped). Idempotent: a claim that already holds an
+   * address in this pool gets that one back. Throws INGOT_ERR_UNPROCESSABLE "pool X is
+   * exhausted" when nothing is free, INGOT_ERR_ALREADY_EXISTS when `requested` is taken, and
+   * INGOT_ERR_VALIDATION when `requested` is not a free-able address of the ranges.
+   */
+  allocateAddress(request: AddressAllocationRequest): Promise<IpAllocation>;
+  /** Frees every address the claim holds, in every pool; returns what it freed. */
+  releaseAddresses(claimUid: string): Promise<IpAllocation[]>;
+  /** The pool's allocations in address order. */
+  listAllocations(poolUid: string): Promise<IpAllocation[]>;
+  /** The claim's allocations, in pool then address order. */
+  listClaimAllocations(claimUid: string): Promise<IpAllocation[]>;
+  /**
+   * Binds the host to the claim unless the host or the claim is bound already; returns whether
+   * this binding now exists (true again for the same host and claim, so retries are safe).
+   */
+  bindHost(hostUid: string, claimUid: string, project: string): Promise<boolean>;
+  /** Removes the claim's binding; returns it, or undefined when the claim was not bound. */
+  unbindHost(claimUid: string): Promise<HostBinding | undefined>;
+  getClaimBinding(claimUid: string): Promise<HostBinding | undefined>;
+  /** All bindings (of one project when given), oldest first. */
+  listHostBindings(project?: string): Promise<HostBinding[]>;
 
   // Settings: small key/value facts about this installation (e.g. bootstrap done).
   getSetting(key: string): Promise<string | undefined>;

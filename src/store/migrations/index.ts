@@ -6,12 +6,14 @@ import type { Dialect } from '../store.js';
 import { initialMigration } from './0001-initial.js';
 import { auditMigration } from './0002-audit.js';
 import { agentMigration } from './0003-agent.js';
+import { ipamMigration } from './0004-ipam.js';
 
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
     '0001-initial': initialMigration(dialect),
     '0002-audit': auditMigration(dialect),
     '0003-agent': agentMigration(dialect),
+    '0004-ipam': ipamMigration(dialect),
   };
 }
 
