@@ -13,12 +13,17 @@ describe('server config file', () => {
         'fake:',
         '  delays: {deployMs: [2000, 3000]}',
         'images: {allowMd5Checksums: true}',
+        'cleaning: {resetBios: false, approvedFirmware: {bios: ["1.2.3"]}}',
       ].join('\n'),
       'ingot.yaml',
     );
     const options = serverOptionsFromConfig(config);
     expect(options.listen).toBe('127.0.0.1:9000');
-    expect(options.conductor).toEqual({ workers: 4, backoff: { baseMs: 500, capMs: 10000 }, handler: { powerPollMs: 100 } });
+    expect(options.conductor).toEqual({
+      workers: 4,
+      backoff: { baseMs: 500, capMs: 10000 },
+      handler: { powerPollMs: 100, resetBiosOnClean: false, approvedFirmware: { bios: ['1.2.3'] } },
+    });
     expect(options.fake).toEqual({ delays: { deployMs: [2000, 3000] } });
     expect(options.policy?.allowMd5Checksums).toBe(true);
   });

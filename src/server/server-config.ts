@@ -41,6 +41,20 @@ export const ServerConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    cleaning: Type.Optional(
+      Type.Object(
+        {
+          resetBios: Type.Optional(Type.Boolean({ description: 'reset BIOS settings to the defaults when cleaning; default true' })),
+          approvedFirmware: Type.Optional(
+            Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: 64 }), {
+              maxProperties: 256,
+              description: 'firmware component id or name -> approved versions',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     images: Type.Optional(
       Type.Object({ allowMd5Checksums: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
     ),
@@ -120,6 +134,8 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(c.agentPollMs !== undefined ? { agentPollMs: c.agentPollMs } : {}),
     ...(c.agentBootTimeoutMs !== undefined ? { agentBootTimeoutMs: c.agentBootTimeoutMs } : {}),
     ...(c.idleRecheckMs !== undefined ? { idleRecheckMs: c.idleRecheckMs } : {}),
+    ...(config.cleaning?.resetBios !== undefined ? { resetBiosOnClean: config.cleaning.resetBios } : {}),
+    ...(config.cleaning?.approvedFirmware ? { approvedFirmware: config.cleaning.approvedFirmware } : {}),
   };
   const conductor = {
     ...(c.workers !== undefined ? { workers: c.workers } : {}),

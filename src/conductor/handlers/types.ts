@@ -11,6 +11,7 @@ import type { Host } from '../../model/host.js';
 import type { Clock } from '../clock.js';
 import type { CredentialsResolver, ResolvedCredentials } from '../credentials.js';
 import type { Outcome } from '../outcome.js';
+import type { ApprovedFirmware } from './firmware-check.js';
 
 export interface HandlerConfig {
   /** How often to read power back after asking for a change. */
@@ -23,6 +24,10 @@ export interface HandlerConfig {
   idleRecheckMs: number;
   /** Failed power-off attempts before a delete proceeds anyway (with a Warning event). */
   deletePowerOffAttempts: number;
+  /** Cleaning resets BIOS settings to the BMC's defaults (the baseline), when the driver can. */
+  resetBiosOnClean: boolean;
+  /** Cleaning fails when a listed firmware component runs a version not in its list. */
+  approvedFirmware: ApprovedFirmware;
 }
 
 export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
@@ -31,6 +36,8 @@ export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
   agentBootTimeoutMs: 15 * 60_000,
   idleRecheckMs: 60_000,
   deletePowerOffAttempts: 5,
+  resetBiosOnClean: true,
+  approvedFirmware: {},
 };
 
 export interface HandlerLog {
