@@ -1,12 +1,19 @@
-// Durations on the command line: 90s, 5m, 1h30m, 250ms, or a bare number of seconds.
+// Durations on the command line: 90s, 5m, 1h30m, 250ms, 30d, or a bare number of seconds.
 import { CliError } from './cli-error.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DEFAULT_MAX_MS = 7 * 24 * 3_600_000;
 
-export function parseDuration(text: string, flag = '--timeout'): number {
+export interface DurationOptions {
+  /** Longest accepted duration; default 168h (waits). Token lifetimes allow longer. */
+  maxMs?: number;
+}
+
+export function parseDuration(text: string, flag = '--timeout', options: DurationOptions = {}): number {
+  const maxMs = options.maxMs ?? DEFAULT_MAX_MS;
   const t = text.trim();
-  if (/^[0-9]+(\.[0-9]+)?$/.test(t)) return Math.round(Number(t) * 1000);
-  const re = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/gy;
+  if (/^[0-9]+(\.[0-9]+)?$/.test(t)) return checked(Math.round(Number(t) * 1000), text, flag, maxMs);
+  const re = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)/gy;
   let total = 0;
   let matched = 0;
   let m: RegExpExecArray | null;
@@ -14,10 +21,16 @@ export function parseDuration(text: string, flag = '--timeout'): number {
     total += Number(m[1]) * UNITS[m[2]!]!;
     matched = re.lastIndex;
   }
-  if (t.length === 0 || matched !== t.length || total <= 0 || total > 7 * 24 * 3_600_000) {
-    throw new CliError(`${flag} "${text}" is not a duration; use a form such as 90s, 5m, 1h30m (at most 168h)`);
+  if (t.length === 0 || matched !== t.length) return checked(0, text, flag, maxMs);
+  return checked(Math.round(total), text, flag, maxMs);
+}
+
+function checked(ms: number, text: string, flag: string, maxMs: number): number {
+  if (ms <= 0 || ms > maxMs) {
+    const most = maxMs % 86_400_000 === 0 && maxMs > DEFAULT_MAX_MS ? `${maxMs / 86_400_000}d` : `${Math.round(maxMs / 3_600_000)}h`;
+    throw new CliError(`${flag} "${text}" is not a duration; use a form such as 90s, 5m, 1h30m, 30d (at most ${most})`);
   }
-  return Math.round(total);
+  return ms;
 }
 
 /** 3.2s, 1m05s, 1h02m: short, for progress lines. */

@@ -11,6 +11,8 @@ import { registerSecrets } from './commands/secrets.js';
 import { registerServer } from './commands/server.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
+import { registerTokens } from './commands/tokens.js';
+import { registerAudit } from './commands/audit.js';
 
 function version(): string {
   try {
@@ -41,6 +43,8 @@ export function buildProgram(): Command {
   registerSecrets(program, ctx);
   registerLab(program, ctx);
   registerAgent(program, ctx);
+  registerTokens(program, ctx);
+  registerAudit(program, ctx);
   return program;
 }
 

@@ -153,3 +153,39 @@ describe('createClient', () => {
     expect(calls).toBe(1);
   });
 });
+
+describe('createClient tokens, audit and secret reveal', () => {
+  it('speaks the routes with the right methods, paths, bodies and query parameters', async () => {
+    const seen: string[] = [];
+    const server = await serve((req, res, body) => {
+      seen.push(`${req.method} ${req.url}${body ? ' ' + body : ''}`);
+      const path = (req.url ?? '').split('?')[0];
+      if (req.method === 'POST' && path === '/api/v1/tokens') return json(res, 201, { id: 'ab-1', roles: ['platform-reader'], token: 'ingot_once' });
+      if (path === '/api/v1/tokens') return json(res, 200, { items: [{ id: 'ab-1' }] });
+      if (req.method === 'DELETE') return json(res, 200, { id: 'ab-1', revokedAt: '2026-01-01T00:00:00Z' });
+      if (path === '/api/v1/audit') return json(res, 200, { items: [{ seq: 3 }, { seq: 2 }] });
+      if (path === '/api/v1/audit/verify') return json(res, 200, { ok: false, seq: 2, id: 'e2', problem: 'hash-mismatch', message: 'edited', count: 1 });
+      if (path === '/api/v1/secrets/bmc%201/reveal') return json(res, 403, { code: 'INGOT_ERR_FORBIDDEN', message: 'action secret:reveal is not allowed' });
+      json(res, 404, { code: 'INGOT_ERR_NOT_FOUND', message: 'no' });
+    });
+    const client = createClient({ server, token: 'ingot_abc' });
+    expect((await client.tokens.create({ roles: ['platform-reader'], description: 'ci', expiresInSeconds: 3600 })).token).toBe('ingot_once');
+    expect(await client.tokens.list()).toEqual([{ id: 'ab-1' }]);
+    expect((await client.tokens.revoke('ab-1')).revokedAt).toBe('2026-01-01T00:00:00Z');
+    expect((await client.audit.list({ actor: 'a b', action: 'secret:create', limit: 2, order: 'desc', afterSeq: 1 })).map((e) => e.seq)).toEqual([3, 2]);
+    const verdict = await client.audit.verify();
+    expect(verdict.ok).toBe(false);
+    if (!verdict.ok) expect(verdict).toMatchObject({ seq: 2, id: 'e2', problem: 'hash-mismatch' });
+    const refused = await client.secrets.reveal('bmc 1').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect(refused).toMatchObject({ status: 403, code: 'INGOT_ERR_FORBIDDEN' });
+    expect(seen).toEqual([
+      'POST /api/v1/tokens {"roles":["platform-reader"],"description":"ci","expiresInSeconds":3600}',
+      'GET /api/v1/tokens',
+      'DELETE /api/v1/tokens/ab-1',
+      'GET /api/v1/audit?afterSeq=1&limit=2&order=desc&actor=a+b&action=secret%3Acreate',
+      'GET /api/v1/audit/verify',
+      'GET /api/v1/secrets/bmc%201/reveal',
+    ]);
+  });
+});

@@ -1,5 +1,6 @@
 // The typed Ingot API client, used by the CLI, tests and the console. It speaks only the
 // public REST API (never the store), so whatever it can do, any HTTP client can do too.
+import type { AuditHead, AuditOutcome, StoredAuditEvent } from '../model/audit-event.js';
 import type { ResourceList } from '../model/envelope.js';
 import type { Host, HostInput } from '../model/host.js';
 import type { Secret, SecretInput } from '../model/secret.js';
@@ -59,6 +60,54 @@ export interface WatchOptions {
   onReconnect?: (info: { attempt: number; lastEventId: string; error?: unknown }) => void;
 }
 
+/** An API token as lists show it: never its value. */
+export interface TokenInfo {
+  id: string;
+  description: string;
+  roles: string[];
+  project: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface TokenCreateInput {
+  roles: string[];
+  /** Only for project-* roles. */
+  project?: string;
+  description: string;
+  expiresInSeconds: number;
+}
+
+/** The create answer: the only time the token value is ever returned. */
+export interface CreatedToken extends TokenInfo {
+  token: string;
+}
+
+export interface AuditListOptions {
+  afterSeq?: number;
+  beforeSeq?: number;
+  limit?: number;
+  order?: 'asc' | 'desc';
+  actor?: string;
+  action?: string;
+  outcome?: AuditOutcome;
+}
+
+export type AuditEvent = StoredAuditEvent;
+
+/** GET /api/v1/audit/verify: the chain's head, or the first bad event. */
+export type AuditVerifyResult =
+  | { ok: true; count: number; head: AuditHead }
+  | { ok: false; seq: number; id: string; problem: string; message: string; count: number };
+
+export interface SecretReveal {
+  metadata: { name: string };
+  version: number;
+  stringData: Record<string, string>;
+}
+
 export interface ApplyResult<T> {
   object: T;
   /** true when the PUT created the resource (201), false when it replaced it (200). */
@@ -104,6 +153,18 @@ export interface IngotClient {
     create(input: SecretInput): Promise<Secret>;
     apply(input: SecretInput): Promise<ApplyResult<Secret>>;
     delete(name: string): Promise<void>;
+    /** The values (action secret:reveal, denied by default and always audited). */
+    reveal(name: string): Promise<SecretReveal>;
+  };
+  tokens: {
+    /** The answer carries the token value; it cannot be read again. */
+    create(input: TokenCreateInput): Promise<CreatedToken>;
+    list(): Promise<TokenInfo[]>;
+    revoke(id: string): Promise<TokenInfo>;
+  };
+  audit: {
+    list(options?: AuditListOptions): Promise<AuditEvent[]>;
+    verify(): Promise<AuditVerifyResult>;
   };
 }
 
@@ -336,6 +397,21 @@ export function createClient(options: ClientOptions): IngotClient {
       delete: async (name) => {
         await request('DELETE', `/api/v1/secrets/${enc(name)}`);
       },
+      reveal: async (name) => (await request<SecretReveal>('GET', `/api/v1/secrets/${enc(name)}/reveal`)).body,
+    },
+    tokens: {
+      create: async (input) => (await request<CreatedToken>('POST', '/api/v1/tokens', { body: input })).body,
+      list: async () => (await request<{ items: TokenInfo[] }>('GET', '/api/v1/tokens')).body?.items ?? [],
+      revoke: async (id) => (await request<TokenInfo>('DELETE', `/api/v1/tokens/${enc(id)}`)).body,
+    },
+    audit: {
+      list: async (o = {}) =>
+        (
+          await request<{ items: AuditEvent[] }>('GET', '/api/v1/audit', {
+            query: { afterSeq: o.afterSeq, beforeSeq: o.beforeSeq, limit: o.limit, order: o.order, actor: o.actor, action: o.action, outcome: o.outcome },
+          })
+        ).body?.items ?? [],
+      verify: async () => (await request<AuditVerifyResult>('GET', '/api/v1/audit/verify')).body,
     },
   };
 }
