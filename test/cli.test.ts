@@ -1,12 +1,14 @@
 // The real `ingot` binary (bin/ingot.js -> dist/) against a real `ingot server` child
 // process on 127.0.0.1 with the fake driver: every command a person would type, with its
 // output and exit code. Steps are numbered because each builds on the previous ones.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUICKSTART_IMAGE_BYTES, QUICKSTART_IMAGE_MARKER } from '../src/cli/quickstart-image.js';
+import { FIRST_USABLE_LBA } from './support/gpt.js';
 import { BIN, ensureBuilt, FAST_SERVER_CONFIG, runIngot, startIngotServer, type CliResult, type IngotServerProcess } from './support/ingot-process.js';
 import YAML from 'yaml';
 
@@ -251,25 +253,81 @@ describe('ingot quickstart', () => {
     ensureBuilt();
   }, 240_000);
 
-  it('enrolls, inspects and provisions 2 fake hosts, then exits 0', async () => {
+  const MIB = 1024 * 1024;
+  /** The image's partitions region (the config drive's GPT edit rewrites the headers, not this). */
+  const partitions = (b: Buffer) => b.subarray(FIRST_USABLE_LBA * 512, QUICKSTART_IMAGE_BYTES - 33 * 512);
+  const diskOf = (dataDir: string, host: string) => readFileSync(join(dataDir, 'lab', 'systems', host, 'disk-0.img'));
+  const expectLifecycle = (stdout: string, hosts: string[]) => {
+    for (const h of hosts) {
+      expect(stdout).toContain(`${h}: registering -> inspecting`);
+      expect(stdout).toContain(`${h}: preparing -> available`);
+      expect(stdout).toContain(`${h}: provisioning -> provisioned`);
+      expect(stdout).toMatch(new RegExp(`^${h}\\s+provisioned\\s+on\\s`, 'm'));
+    }
+  };
+
+  it('inspects 2 lab hosts with the real agent, provisions a qcow2 image built locally onto their lab disks, exits 0 and reuses the installation', async () => {
     work = mkdtempSync(join(tmpdir(), 'ingot-qs-'));
     baseEnv = { ...process.env, HOME: work, INGOT_CONFIG: join(work, 'config.json'), INGOT_SERVER: '', INGOT_TOKEN: '' };
+    const dataDir = join(work, 'qs');
     try {
-      const r = await ingot(['quickstart', '--hosts', '2', '--data-dir', join(work, 'qs')], { timeoutMs: 240_000 });
+      const r = await ingot(['quickstart', '--hosts', '2', '--data-dir', dataDir], { timeoutMs: 240_000 });
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('all 2 hosts are provisioned');
-      expect(r.stdout).toMatch(/^qs-node-1\s+provisioned\s/m);
-      expect(r.stdout).toMatch(/^qs-node-2\s+provisioned\s/m);
+      expectLifecycle(r.stdout, ['node-001', 'node-002']);
+      expect(r.stdout).toMatch(/Provisioning http:\/\/127\.0\.0\.1:\d+\/quickstart-disk\.qcow2 \(qcow2,/);
       expect(r.stdout).toMatch(/export INGOT_SERVER=http:\/\/127\.0\.0\.1:\d+ INGOT_TOKEN=ingot_\S+/);
-      // a second run reuses the installation
-      const again = await ingot(['quickstart', '--hosts', '2', '--data-dir', join(work, 'qs')], { timeoutMs: 240_000 });
+      // The lab disks hold the image as qemu-img converts it, and the marker of its root partition.
+      execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', join(dataDir, 'images', 'quickstart-disk.qcow2'), join(work, 'expected.raw')]);
+      const expected = readFileSync(join(work, 'expected.raw'));
+      expect(expected.length).toBe(QUICKSTART_IMAGE_BYTES);
+      for (const host of ['node-001', 'node-002']) {
+        const disk = diskOf(dataDir, host);
+        expect(disk.length).toBe(64 * MIB);
+        expect(partitions(disk).equals(partitions(expected))).toBe(true);
+        expect(disk.toString('utf8', 2 * MIB, 2 * MIB + QUICKSTART_IMAGE_MARKER.length)).toBe(QUICKSTART_IMAGE_MARKER);
+      }
+      // The second disk of each machine was left alone (rootDeviceHints chose the NVMe disk).
+      const second = join(dataDir, 'lab', 'systems', 'node-001', 'disk-1.img');
+      expect(!existsSync(second) || readFileSync(second).every((b) => b === 0)).toBe(true);
+
+      // A second run reuses the installation: same hosts, nothing inspected or written again.
+      const again = await ingot(['quickstart', '--hosts', '2', '--data-dir', dataDir], { timeoutMs: 240_000 });
+      expect(again.stderr).toBe('');
       expect(again.code).toBe(0);
       expect(again.stdout).toContain('Reusing the quickstart installation');
+      expect(again.stdout).toContain('Every host was provisioned in an earlier run');
+      expect(again.stdout).toContain('all 2 hosts are provisioned');
+      expect(partitions(diskOf(dataDir, 'node-001')).equals(partitions(expected))).toBe(true);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
   }, 540_000);
+
+  it('falls back to a raw image, and says so, when qemu-img is not on PATH', async () => {
+    work = mkdtempSync(join(tmpdir(), 'ingot-qs-raw-'));
+    // A PATH with openssl (the lab CA needs it) but no qemu-img; node is started by its full path.
+    const bin = join(work, 'bin');
+    mkdirSync(bin);
+    symlinkSync(execFileSync('sh', ['-c', 'command -v openssl'], { encoding: 'utf8' }).trim(), join(bin, 'openssl'));
+    baseEnv = { ...process.env, PATH: bin, HOME: work, INGOT_CONFIG: join(work, 'config.json'), INGOT_SERVER: '', INGOT_TOKEN: '' };
+    const dataDir = join(work, 'qs');
+    try {
+      const r = await ingot(['quickstart', '--hosts', '1', '--data-dir', dataDir], { timeoutMs: 240_000 });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('note: qemu-img is not installed, so the image is raw');
+      expect(r.stdout).toMatch(/Provisioning http:\/\/127\.0\.0\.1:\d+\/quickstart-disk\.raw \(raw,/);
+      expect(r.stdout).toContain('host/node-001 is provisioned');
+      expectLifecycle(r.stdout, ['node-001']);
+      const image = readFileSync(join(dataDir, 'images', 'quickstart-disk.raw'));
+      expect(partitions(diskOf(dataDir, 'node-001')).equals(partitions(image))).toBe(true);
+      expect(existsSync(join(dataDir, 'images', 'quickstart-disk.qcow2'))).toBe(false);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
 
 /** A port nothing listens on: bound and released at once. */
