@@ -110,6 +110,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentExit> {
           machine,
           deploy: command.deploy,
           ...(bootConfig.caPem ? { caPem: bootConfig.caPem } : {}),
+          imageAuth: { urlPrefix: new URL(`${base}/agent/v1/images/`).href, token: bootConfig.token, commandId: command.id },
           onProgress: progress,
           signal: stop.signal,
           ...(opts.minRootDiskBytes !== undefined ? { minRootDiskBytes: opts.minRootDiskBytes } : {}),

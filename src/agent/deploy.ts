@@ -19,6 +19,7 @@ import { ImageRefused } from '../images/image-refused.js';
 import { convertToRaw } from '../images/qemu-img.js';
 import { checkImageSafety } from '../images/safety.js';
 import { streamToTarget } from '../images/stream-verify.js';
+import { describeNetworkError } from '../images/network-error.js';
 import type { WireDeploy } from '../model/agent-protocol.js';
 import { writeConfigDrive } from './config-drive.js';
 import type { MachineAccess, OpenDisk } from './machine.js';
@@ -31,6 +32,11 @@ export interface DeployOptions {
   machine: MachineAccess;
   deploy: WireDeploy;
   caPem?: string;
+  /**
+   * The agent's own token, sent only to image URLs under `urlPrefix` (the agent API's
+   * /agent/v1/images/ route of the conductor's caching proxy); never to any other server.
+   */
+  imageAuth?: { urlPrefix: string; token: string; commandId: string };
   onProgress?(percent: number, message: string): void;
   signal?: AbortSignal;
   minRootDiskBytes?: number;
@@ -86,7 +92,20 @@ export async function deployImage(opts: DeployOptions): Promise<DeployResult> {
   let imageEnd = 0;
   try {
     progress(1, `downloading ${url.host}${url.pathname} for ${root.name}`);
-    const response = await request(url, { method: 'GET', ...(dispatcher ? { dispatcher } : {}), ...(opts.signal ? { signal: opts.signal } : {}), headersTimeout: 60_000, bodyTimeout: 120_000 });
+    const auth = opts.imageAuth && url.href.startsWith(opts.imageAuth.urlPrefix) ? { authorization: `Bearer ${opts.imageAuth.token}`, 'x-ingot-command-id': opts.imageAuth.commandId } : undefined;
+    let response;
+    try {
+      response = await request(url, {
+        method: 'GET',
+        ...(auth ? { headers: auth } : {}),
+        ...(dispatcher ? { dispatcher } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        headersTimeout: 60_000,
+        bodyTimeout: 120_000,
+      });
+    } catch (err) {
+      throw new ImageRefused('truncated', `could not download spec.image.url from ${url.host}: ${describeNetworkError(err)}`, { cause: err });
+    }
     if (response.statusCode !== 200) {
       await response.body.dump();
       throw new ImageRefused('truncated', `the image server answered HTTP ${response.statusCode} for spec.image.url; check the URL`);

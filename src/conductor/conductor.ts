@@ -14,7 +14,7 @@ import { DEFAULT_BACKOFF, nextDelay, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import type { CredentialsResolver } from './credentials.js';
 import { reconcileHost, type EngineDeps, type ReconcileResult } from './engine.js';
-import { DEFAULT_HANDLER_CONFIG, type HandlerConfig, type HandlerLog } from './handlers/types.js';
+import { DEFAULT_HANDLER_CONFIG, type HandlerConfig, type HandlerLog, type ImageProxy } from './handlers/types.js';
 import { WorkQueue, type ProcessResult } from './work-queue.js';
 
 export interface ConductorOptions {
@@ -37,6 +37,8 @@ export interface ConductorOptions {
   clock?: Clock;
   random?: () => number;
   log?: HandlerLog;
+  /** The caching image proxy (images.downloadSource: local); absent: agents download images directly. */
+  images?: ImageProxy;
 }
 
 /** Reconciles by result, pre-set to zero (controller-runtime's initMetrics) so every label reports. */
@@ -78,7 +80,7 @@ export function createConductor(opts: ConductorOptions): Conductor {
     if (!Number.isFinite(value) || value <= 0) throw new RangeError(`conductor option ${name} must be a positive number, got ${value}`);
   }
 
-  const deps: EngineDeps = { store, drivers: opts.drivers, credentials: opts.credentials, clock, random, backoff, config, log };
+  const deps: EngineDeps = { store, drivers: opts.drivers, credentials: opts.credentials, clock, random, backoff, config, log, ...(opts.images ? { images: opts.images } : {}) };
   const metrics: ConductorMetrics = {
     wait: 0, save: 0, advance: 0, failed: 0, retry: 0, terminal: 0, conflict: 0, gone: 0, panic: 0, 'lease-busy': 0, 'store-error': 0,
   };

@@ -19,7 +19,7 @@ import type { Clock } from './clock.js';
 import type { CredentialsResolver } from './credentials.js';
 import { FAILED_SPEC_HASH, RESUME_STATE } from './handlers/error.js';
 import { runHandler } from './handlers/index.js';
-import type { HandlerConfig, HandlerContext, HandlerLog } from './handlers/types.js';
+import type { HandlerConfig, HandlerContext, HandlerLog, ImageProxy } from './handlers/types.js';
 import { toHost, withStatus } from './host-record.js';
 import { queueAction, type Outcome, type OutcomeKind } from './outcome.js';
 import { specHash } from './spec-hash.js';
@@ -38,6 +38,8 @@ export interface EngineDeps {
   backoff: Required<BackoffOptions>;
   config: HandlerConfig;
   log: HandlerLog;
+  /** The caching image proxy (images.downloadSource: local). */
+  images?: ImageProxy;
 }
 
 export interface ReconcileResult {
@@ -70,9 +72,10 @@ export async function reconcileHost(deps: EngineDeps, uid: string): Promise<Reco
   return applyOutcome(deps, row, host, outcome);
 }
 
-export function handlerContext(deps: Pick<EngineDeps, 'drivers' | 'credentials' | 'clock' | 'config' | 'log'>, host: Host): HandlerContext {
+export function handlerContext(deps: Pick<EngineDeps, 'drivers' | 'credentials' | 'clock' | 'config' | 'log' | 'images'>, host: Host): HandlerContext {
   return {
     host,
+    ...(deps.images ? { images: deps.images } : {}),
     agent: lazyAgent(deps, host),
     credentials: deps.credentials,
     clock: deps.clock,

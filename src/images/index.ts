@@ -44,3 +44,5 @@ export {
   type QemuImgLimits,
 } from './qemu-img.js';
 export { streamToTarget, type StreamResult, type StreamToTargetOptions, type WriteTarget } from './stream-verify.js';
+export { cacheKey, cacheKeyOfHex, ImageCache, type CacheStatus, type CachedImageSpec, type ImageCacheOptions } from './image-cache.js';
+export { describeNetworkError } from './network-error.js';

@@ -10,6 +10,9 @@
 // cross-host attempts); today they are log lines only.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
+import { open, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cacheKeyOfHex } from '../images/image-cache.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
@@ -37,7 +40,15 @@ export interface AgentServerOptions {
   /** How often a long poll re-reads the queue (default 250 ms); commands may be queued by another process. */
   commandPollMs?: number;
   now?: () => number;
+  /**
+   * The conductor's image cache directory (images.downloadSource: local); files there are
+   * verified images named <algo>-<hex>. Without it, the images route answers 404.
+   */
+  imageCacheDir?: string;
 }
+
+/** Header in which the agent names the deploy command an image fetch is for. */
+export const IMAGE_COMMAND_HEADER = 'x-ingot-command-id';
 
 /** Agent bodies are small (an inventory of a big server is a few tens of KB). */
 const AGENT_BODY_LIMIT = 256 * 1024;
@@ -252,9 +263,68 @@ export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
     method: 'GET',
     url: '/agent/v1/images/:digest',
     config: { action: 'agent:image' },
-    schema: { summary: 'an image through the conductor\'s caching proxy (not implemented yet)', params: Type.Object({ digest: Type.String({ pattern: '^[0-9a-f]{64,128}$' }) }), response: errorResponses(501) },
-    handler: async () => {
-      throw new IngotError('INGOT_ERR_NOT_IMPLEMENTED', 'the image proxy is not implemented yet: agents download images from spec.image.url directly');
+    schema: {
+      summary: 'a verified image from the conductor\'s caching proxy (images.downloadSource: local); only for a host with a live agent session',
+      params: Type.Object({ digest: Type.String({ pattern: '^([0-9a-f]{64}|[0-9a-f]{128})$' }) }),
+      response: errorResponses(401, 403, 404),
+    },
+    handler: async (request, reply) => {
+      // The session check is the point: only a host that booted the agent may read images.
+      const ctx = await agentContext(request);
+      const { digest } = request.params as { digest: string };
+      // Bound to a deploy: the agent names the command it runs, which must be this host's
+      // unfinished deploy of this very image. A live agent of another host (another tenant)
+      // cannot read images it was not asked to deploy.
+      const commandId = request.headers[IMAGE_COMMAND_HEADER];
+      const command = typeof commandId === 'string' && commandId.length <= 128 ? await store.getAgentCommand(commandId) : undefined;
+      if (!command || command.hostUid !== ctx.hostUid) {
+        if (command) securityWarning(request, 'agent asked for an image with another host\'s command', { ...sessionFields(ctx), commandHost: command.hostUid });
+        throw new IngotError('INGOT_ERR_FORBIDDEN', `images are served only for a deploy command of this host: send the command id in the ${IMAGE_COMMAND_HEADER} header`);
+      }
+      const deployed = (command.request as { deploy?: { image?: { checksum?: string } } }).deploy?.image?.checksum?.toLowerCase();
+      if (command.kind !== 'deploy' || command.state === 'done' || command.state === 'failed' || deployed !== digest) {
+        securityWarning(request, 'agent asked for an image its command does not deploy', { ...sessionFields(ctx), commandId: command.id });
+        throw new IngotError('INGOT_ERR_FORBIDDEN', 'this command is not an unfinished deploy of that image');
+      }
+      const key = cacheKeyOfHex(digest);
+      const path = key && options.imageCacheDir ? join(options.imageCacheDir, key) : undefined;
+      const handle = path ? await open(path, 'r').catch(() => undefined) : undefined;
+      if (!handle) throw new IngotError('INGOT_ERR_NOT_FOUND', `image ${digest.slice(0, 16)}… is not in the conductor's image cache (it may have been evicted); the conductor fetches it again when the deploy is retried`);
+      let size: number;
+      try {
+        size = (await handle.stat()).size;
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
+      const t = new Date(now());
+      await utimes(path!, t, t).catch(() => {}); // a use, for the cache's LRU order
+      let start = 0;
+      let end = size - 1;
+      const range = request.headers.range;
+      if (typeof range === 'string') {
+        // RFC 9110 §14.2: one bytes range; anything else is served whole.
+        const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
+        if (m && (m[1] !== '' || m[2] !== '')) {
+          if (m[1] === '') start = Math.max(0, size - Number(m[2]));
+          else {
+            start = Number(m[1]);
+            if (m[2] !== '') end = Math.min(end, Number(m[2]));
+          }
+          if (start >= size || start > end) {
+            // Unsatisfiable: a server may ignore Range (RFC 9110 §14.2), so send the whole image.
+            start = 0;
+            end = size - 1;
+          } else void reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
+        }
+      }
+      log.info({ ...sessionFields(ctx), image: key, bytes: end - start + 1 }, 'image served to agent');
+      void reply
+        .header('content-type', 'application/octet-stream')
+        .header('content-length', String(end - start + 1))
+        .header('accept-ranges', 'bytes')
+        .header('cache-control', 'no-store');
+      return reply.send(handle.createReadStream({ start, end, autoClose: true }));
     },
   });
   return app;

@@ -3,7 +3,7 @@
 // agent listeners and the conductor according to the role, and closes all of it on close().
 // Signal handling is the CLI's job; this module never touches process-wide state.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { LevelWithSilent, Logger } from 'pino';
@@ -18,6 +18,8 @@ import { SecretBox } from '../store/secret-box.js';
 import { readSecretValues } from '../store/secret-reader.js';
 import type { Store } from '../store/store.js';
 import { buildAgentServer } from './agent-server.js';
+import { ImageCache } from '../images/image-cache.js';
+import type { ImageProxy } from '../conductor/handlers/types.js';
 import { buildApiServer } from './api-server.js';
 import { createPolicy, replacePolicyRules, type Policy } from './auth/policy.js';
 import { loadPolicyFile } from './auth/policy-file.js';
@@ -62,6 +64,15 @@ export interface RunServerOptions {
    * for role conductor, which has no listener of its own).
    */
   agent?: false | { apiUrl?: string; caPem?: string; tokenTtlMs?: number; agentLostAfterMs?: number; allowMd5?: boolean; requireHttps?: boolean };
+  /**
+   * Where images come from (DESIGN.md "Images"). `direct` (default): agents download
+   * spec.image.url themselves. `local`: the conductor downloads each image once into
+   * DATA_DIR/images, verifies and inspects it, and agents fetch it from the agent listener
+   * (which must share DATA_DIR with the conductor). `caPem`/`caBundleFile`: CA trusted for
+   * https:// image URLs by the conductor's cache. `requireHttps`: refuse http:// image URLs
+   * (in the cache and, unless agent.requireHttps says otherwise, on the agent).
+   */
+  images?: { downloadSource?: 'direct' | 'local'; cacheMaxBytes?: number; caPem?: string; caBundleFile?: string; requireHttps?: boolean };
   conductor?: Partial<Omit<ConductorOptions, 'store' | 'drivers' | 'credentials'>>;
   policy?: Policy;
   /** A pino logger, or a level for the default one (info). */
@@ -99,6 +110,46 @@ export interface RunningServer {
   reloadPolicy(): Promise<{ ok: true } | { ok: false; error: string }>;
   /** Stops the conductor (waiting for running steps), then the listeners, then the store. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/** Default bound of the conductor's image cache (images.cacheMaxBytes). */
+export const DEFAULT_IMAGE_CACHE_BYTES = 20 * 1024 ** 3;
+
+/** Image URLs may carry credentials (user:pass@, signed query strings): log origin and path only. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+function readCaBundle(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`images.caBundleFile ${path} cannot be read (${(err as Error).message}); give the PEM file of the CA that issued the image server's certificate`);
+  }
+  if (text.length > 1024 * 1024 || !text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new Error(`images.caBundleFile ${path} is not a PEM CA bundle (no "BEGIN CERTIFICATE" block, or larger than 1 MiB)`);
+  }
+  return text;
+}
+
+/** The conductor's side of the cache: verified images are served at the agent listener's image route. */
+export function imageProxyOf(cache: ImageCache, agentApiUrl: string): ImageProxy {
+  const base = agentApiUrl.replace(/\/+$/, '');
+  return {
+    async prepare(image) {
+      const status = await cache.ensure(image);
+      if (status.state === 'ready') return { state: 'ready', url: `${base}/agent/v1/images/${status.key.slice(status.key.indexOf('-') + 1)}` };
+      if (status.state === 'failed') return { state: 'failed', message: `${status.reason}: ${status.message}` };
+      const percent = status.expectedBytes ? Math.min(99, Math.floor((100 * status.bytesReceived) / status.expectedBytes)) : 0;
+      return { state: 'downloading', percent };
+    },
+  };
 }
 
 /** Parses HOST:PORT or [V6]:PORT. */
@@ -200,6 +251,8 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     const bootstrap = await bootstrapAdminToken(store, opts.bootstrapToken ?? process.env.INGOT_BOOTSTRAP_TOKEN);
     if (bootstrap.created) log.info('first start: created the bootstrap platform-admin token (stored as a hash only)');
 
+    const imagesLocal = opts.images?.downloadSource === 'local';
+    const imageCacheDir = join(dataDir, 'images');
     let apiUrl = '';
     let agentUrl = '';
     if (role !== 'conductor') {
@@ -216,7 +269,14 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       cleanups.push(() => api.close());
       await api.listen(listen);
       apiUrl = urlOf(api);
-      const agent = buildAgentServer({ store, policy, secretBox, log: log.child({ listener: 'agent' }), ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
+      const agent = buildAgentServer({
+        store,
+        policy,
+        secretBox,
+        log: log.child({ listener: 'agent' }),
+        ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+        ...(imagesLocal ? { imageCacheDir } : {}),
+      });
       cleanups.push(() => agent.close());
       await agent.listen(agentListen);
       agentUrl = urlOf(agent);
@@ -243,9 +303,24 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
               ...(agentOpts.tokenTtlMs !== undefined ? { tokenTtlMs: agentOpts.tokenTtlMs } : {}),
               ...(agentOpts.agentLostAfterMs !== undefined ? { agentLostAfterMs: agentOpts.agentLostAfterMs } : {}),
               ...(agentOpts.allowMd5 !== undefined ? { allowMd5: agentOpts.allowMd5 } : {}),
-              ...(agentOpts.requireHttps !== undefined ? { requireHttps: agentOpts.requireHttps } : {}),
+              ...((agentOpts.requireHttps ?? opts.images?.requireHttps) !== undefined ? { requireHttps: (agentOpts.requireHttps ?? opts.images?.requireHttps)! } : {}),
             })
           : undefined;
+      let images: ImageProxy | undefined;
+      if (imagesLocal) {
+        if (!agentApiUrl) throw new Error('images.downloadSource local needs the agent API URL (agent.apiUrl for role conductor): agents fetch images from it');
+        const caPem = opts.images?.caPem ?? (opts.images?.caBundleFile ? readCaBundle(opts.images.caBundleFile) : undefined);
+        const cache = new ImageCache({
+          dir: imageCacheDir,
+          maxTotalBytes: opts.images?.cacheMaxBytes ?? DEFAULT_IMAGE_CACHE_BYTES,
+          ...(caPem ? { caPem } : {}),
+          ...(opts.images?.requireHttps !== undefined ? { requireHttps: opts.images.requireHttps } : {}),
+          ...(agentOpts?.allowMd5 !== undefined ? { allowMd5: agentOpts.allowMd5 } : {}),
+          onEvent: (e) => (e.kind === 'failed' ? log.warn : log.info).call(log, { image: e.key, ...(e.url ? { url: redactUrl(e.url) } : {}), ...(e.message ? { reason: e.message } : {}) }, `image cache: ${e.kind}`),
+        });
+        cleanups.push(() => cache.close());
+        images = imageProxyOf(cache, agentApiUrl);
+      }
       const drivers = createDriverRegistry({ ...(fake ? { fake } : {}), ...(redfish ? { redfish } : {}), ...(agent ? { agent } : {}) });
       const credentials = createSecretCredentialsResolver((ref) => readSecretValues(store, secretBox, ref));
       const conductorLog = log.child({ component: 'conductor' });
@@ -256,6 +331,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
           error: (message, fields) => conductorLog.error(fields ?? {}, message),
         },
         ...opts.conductor,
+        ...(images ? { images } : {}),
         store,
         drivers,
         credentials,

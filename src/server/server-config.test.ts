@@ -28,6 +28,18 @@ describe('server config file', () => {
     expect(options.policy?.allowMd5Checksums).toBe(true);
   });
 
+  it('maps the image download settings, and refuses an unknown download source', () => {
+    const text = 'images:\n  downloadSource: local\n  cacheMaxBytes: 1073741824\n  caBundleFile: /etc/ingot/image-ca.pem\n  requireHttps: true\n';
+    expect(serverOptionsFromConfig(parseServerConfig(text, 'i.yaml')).images).toEqual({
+      downloadSource: 'local',
+      cacheMaxBytes: 1073741824,
+      caBundleFile: '/etc/ingot/image-ca.pem',
+      requireHttps: true,
+    });
+    expect(() => parseServerConfig('images: {downloadSource: proxy}', 'i.yaml')).toThrow(/i\.yaml: images\.downloadSource/);
+    expect(() => parseServerConfig('images: {cacheMaxBytes: 10}', 'i.yaml')).toThrow(/images\.cacheMaxBytes/);
+  });
+
   it('an empty file means defaults', () => {
     expect(serverOptionsFromConfig(parseServerConfig('', 'empty.yaml'))).toEqual({});
   });

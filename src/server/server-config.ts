@@ -56,7 +56,16 @@ export const ServerConfigSchema = Type.Object(
       ),
     ),
     images: Type.Optional(
-      Type.Object({ allowMd5Checksums: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+      Type.Object(
+        {
+          allowMd5Checksums: Type.Optional(Type.Boolean()),
+          downloadSource: Type.Optional(Type.Enum(['direct', 'local'], { description: 'direct: agents download spec.image.url; local: through the conductor\'s verified cache' })),
+          cacheMaxBytes: Type.Optional(Type.Integer({ minimum: 1024 * 1024, maximum: 2 ** 50, description: 'bound of the conductor\'s image cache (LRU eviction)' })),
+          caBundleFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'PEM CA bundle trusted for https:// image URLs by the conductor\'s cache' })),
+          requireHttps: Type.Optional(Type.Boolean({ description: 'refuse http:// image URLs (default false: the checksum guards integrity)' })),
+        },
+        { additionalProperties: false },
+      ),
     ),
     fake: Type.Optional(
       Type.Object(
@@ -145,6 +154,13 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(c.backoff ? { backoff: c.backoff } : {}),
     ...(Object.keys(handler).length > 0 ? { handler } : {}),
   };
+  const img = config.images ?? {};
+  const images = {
+    ...(img.downloadSource !== undefined ? { downloadSource: img.downloadSource } : {}),
+    ...(img.cacheMaxBytes !== undefined ? { cacheMaxBytes: img.cacheMaxBytes } : {}),
+    ...(img.caBundleFile !== undefined ? { caBundleFile: img.caBundleFile } : {}),
+    ...(img.requireHttps !== undefined ? { requireHttps: img.requireHttps } : {}),
+  };
   const fake = config.fake?.enabled === false ? false : config.fake?.delays ? { delays: config.fake.delays } : undefined;
   return {
     ...(config.listen ? { listen: config.listen } : {}),
@@ -153,6 +169,7 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(config.keyFile ? { keyFile: config.keyFile } : {}),
     ...(Object.keys(conductor).length > 0 ? { conductor } : {}),
     ...(fake !== undefined ? { fake } : {}),
+    ...(Object.keys(images).length > 0 ? { images } : {}),
     ...(config.images?.allowMd5Checksums !== undefined ? { policy: createPolicy({ allowMd5Checksums: config.images.allowMd5Checksums }) } : {}),
   };
 }

@@ -2,12 +2,58 @@
 // persistent boot device, end the agent session and power the host per spec.online (a reboot
 // into the new OS when online). The image is fixed in stepState when the step starts, so an
 // edit of spec.image mid-deploy finishes the deploy in progress and is then handled by
-// provisioned (deprovision, then provision the new image).
+// provisioned (deprovision, then provision the new image). With images.downloadSource: local
+// the conductor's cache verifies the image first, before the host is booted (imageThroughCache).
 import type { ImageSpec } from '../../model/host.js';
 import { guarded } from './failures.js';
 import { noAgentMessage } from './no-agent.js';
 import { bootAgent, bootModeOf, finishAgent, powerTo, runAgentOperation, step, STEP } from './steps.js';
-import type { Handler } from './types.js';
+import type { Handler, HandlerContext } from './types.js';
+import type { Outcome } from '../outcome.js';
+import { ImageRefused } from '../../images/image-refused.js';
+import { IngotError } from '../../model/errors.js';
+
+/** stepState key: the image was verified in the conductor's cache (until the agent started). */
+const IMAGE_CACHED = 'imageCached';
+
+/**
+ * With the caching proxy, the image is downloaded, verified and inspected by the conductor
+ * BEFORE the host is booted for the deploy: a bad image fails here, with nothing written and no
+ * host powered on; the agent then fetches the verified copy from the agent listener (and checks
+ * the digest again). Without the proxy, the agent downloads spec.image.url itself.
+ */
+async function imageThroughCache(ctx: HandlerContext, image: ImageSpec): Promise<{ kind: 'ready'; image: ImageSpec } | { kind: 'pending'; outcome: Outcome }> {
+  if (!ctx.images) return { kind: 'ready', image };
+  const state = step(ctx.host.status);
+  // Once the agent has the deploy, the cache has done its part (the URL went with the command).
+  if (state[STEP.agentStarted] || state[STEP.agentDone]) return { kind: 'ready', image };
+  let prepared;
+  try {
+    prepared = await ctx.images.prepare(image);
+  } catch (error) {
+    if (!(error instanceof IngotError)) throw error;
+    const reason = error instanceof ImageRefused ? `${error.reason}: ` : '';
+    return { kind: 'pending', outcome: { kind: 'failed', errorType: 'provisioning', message: `the conductor's image cache refused spec.image: ${reason}${error.message}` } };
+  }
+  if (prepared.state === 'failed') {
+    return { kind: 'pending', outcome: { kind: 'failed', errorType: 'provisioning', message: `the conductor's image cache could not verify spec.image: ${prepared.message}` } };
+  }
+  if (prepared.state === 'downloading') {
+    const percent = prepared.percent ?? 0;
+    const status = ctx.host.status;
+    if (status.progress?.step !== 'image-download' || status.progress.percent !== percent) {
+      status.progress = { step: 'image-download', percent };
+      return { kind: 'pending', outcome: { kind: 'save' } };
+    }
+    return { kind: 'pending', outcome: { kind: 'wait', afterMs: ctx.config.agentPollMs } };
+  }
+  if (!state[IMAGE_CACHED]) {
+    state[IMAGE_CACHED] = true;
+    if (ctx.host.status.progress?.step === 'image-download') delete ctx.host.status.progress;
+    return { kind: 'pending', outcome: { kind: 'save', events: [{ type: 'Normal', reason: 'ImageCached', message: `image ${image.checksum.slice(0, 16)}… verified in the conductor's cache` }] } };
+  }
+  return { kind: 'ready', image: { ...image, url: prepared.url } };
+}
 
 export const provisioning: Handler = (ctx) =>
   guarded('provisioning', async () => {
@@ -33,6 +79,8 @@ export const provisioning: Handler = (ctx) =>
       return { kind: 'save' };
     }
     const image = state[STEP.image] as ImageSpec;
+    const cached = await imageThroughCache(ctx, image);
+    if (cached.kind !== 'ready') return cached.outcome;
     const bmc = await ctx.bmc();
     const pending =
       (await bootAgent(ctx, bmc)) ??
@@ -44,7 +92,7 @@ export const provisioning: Handler = (ctx) =>
           return {
             kind: 'deploy',
             deploy: {
-              image,
+              image: cached.image,
               ...(host.spec.rootDeviceHints ? { rootDeviceHints: host.spec.rootDeviceHints } : {}),
               configDrive: {
                 // OpenStack config-drive meta_data keys, as cloud-init reads them.

@@ -11,7 +11,7 @@ import { createSecretCredentialsResolver, type CredentialsResolver } from '../cr
 import { handlerContext } from '../engine.js';
 import type { Outcome } from '../outcome.js';
 import { runHandler } from './index.js';
-import { DEFAULT_HANDLER_CONFIG, type HandlerConfig } from './types.js';
+import { DEFAULT_HANDLER_CONFIG, type HandlerConfig, type ImageProxy } from './types.js';
 import { specHash } from '../spec-hash.js';
 import { FAILED_CREDENTIALS_VERSION, FAILED_SPEC_HASH, RESUME_STATE } from './error.js';
 
@@ -132,7 +132,7 @@ export function withoutAgent(base: DriverRegistry): DriverRegistry {
   };
 }
 
-export function harness(opts: { config?: Partial<HandlerConfig>; drivers?: (base: DriverRegistry) => DriverRegistry } = {}): Harness {
+export function harness(opts: { config?: Partial<HandlerConfig>; drivers?: (base: DriverRegistry) => DriverRegistry; images?: ImageProxy } = {}): Harness {
   const clock = createManualClock();
   const fleet = new FakeFleet({
     now: () => clock.now(),
@@ -150,7 +150,7 @@ export function harness(opts: { config?: Partial<HandlerConfig>; drivers?: (base
   const base = createDriverRegistry({ fake: fleet });
   const drivers = opts.drivers ? opts.drivers(base) : base;
   const log = { info() {}, warn() {}, error() {} };
-  const deps = { drivers, credentials, clock, config, log };
+  const deps = { drivers, credentials, clock, config, log, ...(opts.images ? { images: opts.images } : {}) };
 
   async function run(input: Host | HostBuilder) {
     const h = input instanceof HostBuilder ? input.build() : structuredClone(input);

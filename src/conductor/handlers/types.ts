@@ -7,7 +7,7 @@
 // any await, and the next one re-reads the host and calls the same handler.
 import type { AgentPort } from '../agent-port.js';
 import type { BmcDriver, BmcTarget } from '../../drivers/driver.js';
-import type { Host } from '../../model/host.js';
+import type { Host, ImageSpec } from '../../model/host.js';
 import type { Clock } from '../clock.js';
 import type { CredentialsResolver, ResolvedCredentials } from '../credentials.js';
 import type { Outcome } from '../outcome.js';
@@ -52,6 +52,20 @@ export interface BmcAccess {
   resolved: ResolvedCredentials;
 }
 
+/** What the image proxy answers about one image; polled until ready or failed. */
+export type ImagePrepare =
+  | { state: 'ready'; /** Where the agent fetches it (the agent listener's image route). */ url: string }
+  | { state: 'downloading'; percent?: number }
+  | { state: 'failed'; message: string };
+
+/**
+ * The conductor's caching proxy (images.downloadSource: local): downloads, verifies and
+ * inspects an image once, then serves it to agents from the agent listener.
+ */
+export interface ImageProxy {
+  prepare(image: ImageSpec): Promise<ImagePrepare>;
+}
+
 export interface HandlerContext {
   /** A copy of the host as just read from the store; the handler may edit its status. */
   host: Host;
@@ -69,6 +83,8 @@ export interface HandlerContext {
   hasAgent(): boolean;
   /** A new, unique id for an agent operation (saved in stepState before the operation starts). */
   newOperationId(): string;
+  /** Set when images go through the conductor's cache; absent: agents download spec.image.url themselves. */
+  images?: ImageProxy;
 }
 
 export type Handler = (ctx: HandlerContext) => Promise<Outcome>;
