@@ -14,6 +14,7 @@ import { openStore } from '../store/open-store.js';
 import { SecretBox } from '../store/secret-box.js';
 import type { Store } from '../store/store.js';
 import { buildAgentServer } from './agent-server.js';
+import { createAuditWriter } from './audit/audit-writer.js';
 import { createPolicy } from './auth/policy.js';
 import { createLogger } from './logger.js';
 
@@ -56,7 +57,8 @@ async function bootedHost(name: string, mac = '52:54:00:00:00:01') {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ingot-agent-api-'));
   store = await openStore({ database: join(dir, 'ingot.db') });
-  app = buildAgentServer({ store, policy: createPolicy(), log: createLogger({ level: 'silent' }), secretBox: box, commandPollMs: 20 });
+  const audit = createAuditWriter({ store, sinks: [], alertRules: [], log: () => undefined });
+  app = buildAgentServer({ store, policy: createPolicy(), log: createLogger({ level: 'silent' }), secretBox: box, commandPollMs: 20, audit });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address() as { port: number };
   url = `http://127.0.0.1:${address.port}`;
@@ -128,6 +130,7 @@ describe('agent API', () => {
     expect(await queue.poll(a.host, 'never')).toMatchObject({ state: 'failed' });
 
     // After finish() the token is dead: replaying it is refused everywhere.
+    const auditBefore = (await store.getAuditHead()).seq;
     await queue.finish(a.host);
     for (const [method, path, body] of [
       ['GET', '/agent/v1/commands?wait=0', undefined],
@@ -139,6 +142,14 @@ describe('agent API', () => {
       expect(res.json.message).toContain('revoked');
     }
     expect(await queue.poll(b.host, 'op-b')).toMatchObject({ state: 'running' });
+
+    // Every refusal above is in the audit trail: the cross-host lookup (as the agent of host A)
+    // and each replay of the revoked token (an authentication failure).
+    const denied = await store.listAuditEvents({ outcome: 'denied', limit: 100 });
+    const crossHost = denied.find((e) => e.action === 'agent:lookup' && e.target.name === a.host.metadata.uid);
+    expect(crossHost?.reason).toContain('agent lookup names another host than its token');
+    expect(denied.filter((e) => e.seq > auditBefore && e.action === 'auth:failed' && e.reason?.includes('revoked'))).toHaveLength(3);
+    expect(JSON.stringify(denied)).not.toContain(a.boot.token);
   });
 
   it('refuses a lookup from a machine without the boot MAC, expired tokens and a long poll across finish()', async () => {

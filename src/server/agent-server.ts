@@ -5,9 +5,8 @@
 //
 // Every call acts for the host the token is bound to, never for a host named in the request:
 // a body naming another host, a command id of another host, a token of an ended session or a
-// deleted host is refused and logged as a security warning.
-// TODO(issue 5): record refused agent calls as audit events (authentication failures and
-// cross-host attempts); today they are log lines only.
+// deleted host is refused, logged as a security warning and recorded as an audit event
+// (authentication failures are audited by the shared access-control hook).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { open, utimes } from 'node:fs/promises';
@@ -25,6 +24,7 @@ import { DEFAULT_BODY_LIMIT, createBaseServer } from './api-server.js';
 import { installAccessControl } from './auth/access-control.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import type { Policy } from './auth/policy.js';
+import type { AuditWriter } from './audit/audit-writer.js';
 import { registerHealthz } from './routes/meta.js';
 import { errorResponses } from './schemas.js';
 
@@ -32,6 +32,8 @@ export interface AgentServerOptions {
   store: Store;
   policy: Policy;
   log: Logger;
+  /** Records refused calls: bad or replayed tokens, ended sessions, cross-host attempts. */
+  audit?: AuditWriter;
   bodyLimit?: number;
   /** Opens sealed user data and boot-medium tokens; without it, deploys with user data and boot media answer 503. */
   secretBox?: SecretBox;
@@ -73,18 +75,35 @@ export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
   const commandPollMs = options.commandPollMs ?? 250;
   const app = createBaseServer({ log, bodyLimit: Math.min(options.bodyLimit ?? DEFAULT_BODY_LIMIT, AGENT_BODY_LIMIT) });
   const authenticator = createAuthenticator({ store, onTouchError: (err) => log.warn({ err }, 'could not record token lastUsedAt') });
-  installAccessControl(app, { authenticator, policy: options.policy, tokenType: 'agent' });
+  installAccessControl(app, { authenticator, policy: options.policy, tokenType: 'agent', ...(options.audit ? { audit: options.audit } : {}) });
   registerHealthz(app);
 
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode === 401 || reply.statusCode === 403) {
       // No token in the line: only where from and what for.
       log.warn({ remoteAddress: request.ip, url: request.routeOptions.url ?? request.url, status: reply.statusCode, tokenHost: request.identity?.hostUid }, 'agent API refused a call');
+      // A token that authenticated but was refused afterwards (ended session, another boot,
+      // another host): the access-control hook did not see it, so it is recorded here.
+      if (options.audit && request.identity) {
+        await options.audit
+          .record({
+            actor: `agent-token:${request.identity.tokenId}`,
+            roles: request.identity.roles,
+            sourceAddress: request.ip,
+            requestId: request.id,
+            action: String(request.routeOptions.config.action ?? 'agent:unknown'),
+            target: { kind: 'Host', name: request.identity.hostUid ?? '' },
+            outcome: 'denied',
+            reason: `${reply.statusCode}: ${(request as FastifyRequest & { refusalReason?: string }).refusalReason ?? 'refused'}`,
+          })
+          .catch((err: unknown) => log.error({ err }, 'could not record a refused agent call in the audit trail'));
+      }
     }
   });
 
   function securityWarning(request: FastifyRequest, what: string, fields: Record<string, unknown> = {}): void {
     log.warn({ security: true, remoteAddress: request.ip, tokenHost: request.identity?.hostUid, ...fields }, what);
+    (request as FastifyRequest & { refusalReason?: string }).refusalReason = what;
   }
 
   /** The caller's host and session; refuses tokens of ended sessions and of hosts that no longer exist. */

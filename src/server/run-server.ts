@@ -273,6 +273,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         store,
         policy,
         secretBox,
+        audit,
         log: log.child({ listener: 'agent' }),
         ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
         ...(imagesLocal ? { imageCacheDir } : {}),
