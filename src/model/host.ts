@@ -2,6 +2,7 @@
 import { Type, type Static } from 'typebox';
 import { API_VERSION, InputMetadata, type Resource } from './envelope.js';
 import { Name } from './envelope.js';
+import type { HostCapabilities } from './capabilities.js';
 
 export const HOST_STATES = [
   'registering',
@@ -126,6 +127,8 @@ export interface HostStatus {
   /** Consecutive failures of the current step; drives backoff and resets on success. */
   errorCount: number;
   hardware?: HardwareDetails;
+  /** Derived from `hardware` after inspection (model/capabilities.ts). */
+  capabilities?: HostCapabilities;
   operationHistory: {
     register?: OperationRecord;
     inspect?: OperationRecord;

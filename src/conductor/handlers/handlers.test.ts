@@ -2,6 +2,7 @@
 // handler (once, or driven until it settles, as the engine would) and checks the outcome.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { deriveCapabilities } from '../../model/capabilities.js';
 import { HOST_STATES, type HostState } from '../../model/host.js';
 import type { Outcome } from '../outcome.js';
 import { DELETION_STATES } from '../transitions.js';
@@ -109,6 +110,8 @@ describe('inspecting', () => {
       expect: { kind: 'advance', event: 'inspected' },
       then: ({ host }, h) => {
         expect(host.status.hardware?.cpu?.count).toBeGreaterThan(0);
+        expect(host.status.capabilities).toEqual(deriveCapabilities(host.status.hardware));
+        expect(host.status.capabilities?.secureBoot).toBe(h.fleet.machine('node-1').secureBootCapable);
         expect(host.status.poweredOn).toBe(false);
         const m = h.fleet.machine('node-1');
         expect(m.power).toBe('off');
