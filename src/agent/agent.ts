@@ -146,8 +146,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentExit> {
         try {
           await call('POST', '/agent/v1/heartbeat', { bootId: bootConfig.bootId });
         } catch (err) {
-          if (err instanceof Refused && err.status === 401) stop.abort();
-          else log.warn('heartbeat failed', { error: (err as Error).message });
+          if (err instanceof Refused && err.status === 401) {
+            log.warn('the server refused this boot\'s token on a heartbeat (session ended or token revoked); the agent stops', { status: err.status, error: err.message });
+            stop.abort();
+          } else log.warn('heartbeat failed', { error: (err as Error).message });
         }
       }
     })();
@@ -167,6 +169,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentExit> {
     return opts.signal?.aborted ? { reason: 'aborted', message: 'stopped' } : { reason: 'session-ended', message: 'the agent session ended' };
   } catch (err) {
     if (err instanceof Refused) {
+      // Not retried: a 401 is the server saying this boot's token is revoked or expired (the
+      // session ended); other refusals would fail the same way again.
+      if (err.status === 401) log.warn('the server refused this boot\'s token (session ended or token revoked); the agent stops', { status: err.status, error: err.message });
+      else log.warn('the server refused a call; the agent stops', { status: err.status, error: err.message });
       return err.status === 401 ? { reason: 'session-ended', message: err.message } : { reason: 'refused', message: err.message };
     }
     if (stop.signal.aborted) return { reason: opts.signal?.aborted ? 'aborted' : 'session-ended', message: 'stopped' };

@@ -37,11 +37,14 @@ export function bootModeOf(ctx: HandlerContext): 'UEFI' | 'legacy' {
 
 /**
  * Asks for `want` until power reads back as `want`. Off is `hard` by default: the agent's
- * ramdisk has nothing to shut down cleanly.
+ * ramdisk has nothing to shut down cleanly. Before powering off, the host's agent session (if
+ * any) is ended, so its one-boot token dies with the power (DESIGN.md "The agent protocol":
+ * tokens are revoked when the operation ends or the host powers off); finish() is idempotent.
  */
 export async function powerTo(ctx: HandlerContext, bmc: BmcAccess, want: PowerState, mode: 'soft' | 'hard' = 'hard'): Promise<Outcome | undefined> {
   const status = ctx.host.status;
   const actual = await bmc.driver.power.get(bmc.target);
+  if (want === 'off' && (actual !== 'off' || status.poweredOn) && ctx.hasAgent()) await ctx.agent.finish(ctx.host);
   if (actual === want) {
     if (status.poweredOn !== (want === 'on')) {
       status.poweredOn = want === 'on';
