@@ -48,7 +48,9 @@ const SYSCALL_WORDS: Record<string, string> = {
   EPIPE: 'connection closed unexpectedly',
   CERT_HAS_EXPIRED: 'the server certificate has expired',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'the server certificate is self-signed and not trusted',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server certificate is not trusted',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server certificate is not trusted (set INGOT_CA_FILE to the PEM file of the CA that issued it)',
+  SELF_SIGNED_CERT_IN_CHAIN: 'the server certificate is not trusted (set INGOT_CA_FILE to the PEM file of the CA that issued it)',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the server certificate does not name this host; connect by a name or address the certificate lists',
 };
 
 /** Turns what fetch threw (undici: TypeError('fetch failed') with a cause) into words. */

@@ -20,6 +20,46 @@ export interface ClientOptions {
   maxResponseBytes?: number;
   /** Per-request timeout for ordinary (non-watch) requests; default 60 s. */
   requestTimeoutMs?: number;
+  /**
+   * PEM CA file trusted for an https:// server (e.g. the CA `ingot server --tls-dev` prints);
+   * default the INGOT_CA_FILE environment variable. Ignored when `fetch` is given.
+   */
+  caFile?: string;
+  /** Client certificate and key (PEM files) for a server that requires mutual TLS; default INGOT_CLIENT_CERT / INGOT_CLIENT_KEY. */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+}
+
+/**
+ * A fetch trusting `caFile` and presenting a client certificate, or undefined when neither is
+ * configured (the global fetch then applies). undici and node:fs are imported on first use so
+ * the client module itself stays free of Node-only imports.
+ */
+function tlsFetch(options: ClientOptions): FetchLike | undefined {
+  const env = typeof process !== 'undefined' ? process.env : {};
+  const caFile = options.caFile ?? (env.INGOT_CA_FILE || undefined);
+  const certFile = options.clientCertFile ?? (env.INGOT_CLIENT_CERT || undefined);
+  const keyFile = options.clientKeyFile ?? (env.INGOT_CLIENT_KEY || undefined);
+  if (!caFile && !certFile && !keyFile) return undefined;
+  if (!certFile !== !keyFile) {
+    throw new ApiError({ status: 0, code: 'INGOT_ERR_CONNECTION', message: 'a client certificate needs both its certificate and key files (INGOT_CLIENT_CERT and INGOT_CLIENT_KEY)', server: options.server });
+  }
+  let ready: Promise<FetchLike> | undefined;
+  const make = async (): Promise<FetchLike> => {
+    const [{ Agent, fetch: undiciFetch }, { readFile }] = await Promise.all([import('undici'), import('node:fs/promises')]);
+    const read = async (path: string | undefined, what: string) => {
+      if (!path) return undefined;
+      try {
+        return await readFile(path, 'utf8');
+      } catch (err) {
+        throw new ApiError({ status: 0, code: 'INGOT_ERR_CONNECTION', message: `cannot read the ${what} ${path}: ${(err as Error).message}`, server: options.server });
+      }
+    };
+    const [ca, cert, key] = await Promise.all([read(caFile, 'CA file (INGOT_CA_FILE)'), read(certFile, 'client certificate (INGOT_CLIENT_CERT)'), read(keyFile, 'client key (INGOT_CLIENT_KEY)')]);
+    const dispatcher = new Agent({ connect: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } });
+    return (input, init) => undiciFetch(input, { ...(init as object), dispatcher }) as unknown as Promise<Response>;
+  };
+  return async (input, init) => (await (ready ??= make()))(input, init);
 }
 
 export interface ListOptions {
@@ -102,6 +142,25 @@ export type AuditVerifyResult =
   | { ok: true; count: number; head: AuditHead }
   | { ok: false; seq: number; id: string; problem: string; message: string; count: number };
 
+/** Body of POST /api/v1/secrets/-/rekey. */
+export interface SecretRekeyOptions {
+  retireOld?: boolean;
+  retireOnly?: boolean;
+  batchSize?: number;
+}
+
+/** What a rekey did: counts and key ids, never a value or a key. */
+export interface SecretRekeyReport {
+  keyId: string;
+  previousKeyId?: string;
+  rows: number;
+  moved: number;
+  remaining: number;
+  previousKeyIds: string[];
+  retiredKeyIds: string[];
+  message: string;
+}
+
 export interface SecretReveal {
   metadata: { name: string };
   version: number;
@@ -155,6 +214,8 @@ export interface IngotClient {
     delete(name: string): Promise<void>;
     /** The values (action secret:reveal, denied by default and always audited). */
     reveal(name: string): Promise<SecretReveal>;
+    /** Rotates the server's secret key and re-seals every value under it (action secret:rekey, admins). */
+    rekey(options?: SecretRekeyOptions): Promise<SecretRekeyReport>;
   };
   tokens: {
     /** The answer carries the token value; it cannot be read again. */
@@ -181,7 +242,7 @@ export function createClient(options: ClientOptions): IngotClient {
   if (parsedServer.protocol !== 'http:' && parsedServer.protocol !== 'https:') {
     throw new ApiError({ status: 0, code: 'INGOT_ERR_CONNECTION', message: `"${options.server}" must start with http:// or https://`, server });
   }
-  const doFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
+  const doFetch: FetchLike = options.fetch ?? tlsFetch(options) ?? ((input, init) => fetch(input, init));
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const timeoutMs = options.requestTimeoutMs ?? 60_000;
 
@@ -398,6 +459,7 @@ export function createClient(options: ClientOptions): IngotClient {
         await request('DELETE', `/api/v1/secrets/${enc(name)}`);
       },
       reveal: async (name) => (await request<SecretReveal>('GET', `/api/v1/secrets/${enc(name)}/reveal`)).body,
+      rekey: async (options = {}) => (await request<SecretRekeyReport>('POST', '/api/v1/secrets/-/rekey', { body: options })).body,
     },
     tokens: {
       create: async (input) => (await request<CreatedToken>('POST', '/api/v1/tokens', { body: input })).body,

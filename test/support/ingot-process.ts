@@ -94,7 +94,7 @@ export async function startIngotServer(options: { dataDir: string; cwd: string; 
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`ingot server did not start (exit ${child.exitCode}):\n${out}\n${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const apiUrl = /^Ingot API listening on (http:\/\/\S+)$/m.exec(out)?.[1];
+  const apiUrl = /^Ingot API listening on (https?:\/\/\S+)$/m.exec(out)?.[1];
   const agentUrl = /^Ingot agent API listening on (http:\/\/\S+)$/m.exec(out)?.[1];
   const token = /^Bootstrap admin token \(shown once; store it safely\): (ingot_\S+)$/m.exec(out)?.[1];
   if (!apiUrl || !agentUrl) throw new Error(`could not read addresses from:\n${out}`);

@@ -33,3 +33,14 @@ export function issueServerCert(ca: TestCa, name = 'bmc'): { key: string; cert: 
     '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
   return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
 }
+
+/** A TLS client certificate (clientAuth) signed by `ca`, for mutual-TLS tests. */
+export function issueClientCert(ca: TestCa, name = 'client'): { key: string; cert: string } {
+  const dir = ca.dir;
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`,
+    '-keyout', `${name}.key`, '-out', `${name}.csr`], dir);
+  writeFileSync(join(dir, `${name}.ext`), 'extendedKeyUsage=clientAuth\n');
+  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
+    '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
+  return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };
+}

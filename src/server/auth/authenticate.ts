@@ -6,6 +6,7 @@ import { IngotError } from '../../model/errors.js';
 import type { Store, StoredToken } from '../../store/store.js';
 import type { Identity } from './policy.js';
 import { hashToken, isWellFormedToken } from './tokens.js';
+import { looksLikeJwt, type OidcVerifier } from './oidc.js';
 
 /** lastUsedAt is a hint for operators ("is this token still used?"), not an audit trail: write it at most once a minute. */
 const TOUCH_INTERVAL_MS = 60_000;
@@ -14,6 +15,8 @@ export interface AuthenticatorOptions {
   store: Store;
   now?: () => number;
   onTouchError?: (err: unknown) => void;
+  /** Also accept OIDC JWTs (API listener only); without it a JWT is just a malformed token. */
+  oidc?: OidcVerifier;
 }
 
 export interface Authenticator {
@@ -42,6 +45,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       const match = /^Bearer +(\S+) *$/i.exec(authorization);
       if (!match) throw unauthenticated('the Authorization header is not a Bearer token');
       const token = match[1]!;
+      if (options.oidc && expectedType === 'api' && looksLikeJwt(token)) return options.oidc.verify(token);
       if (!isWellFormedToken(token)) throw unauthenticated('the token is malformed');
       const hash = hashToken(token);
       const found = await store.findTokenByHash(hash);
