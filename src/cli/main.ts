@@ -8,6 +8,7 @@ import { registerHosts } from './commands/hosts.js';
 import { registerLogin } from './commands/login.js';
 import { registerQuickstart } from './commands/quickstart.js';
 import { registerSecrets } from './commands/secrets.js';
+import { registerSecretsRekey } from './commands/secrets-rekey.js';
 import { registerServer } from './commands/server.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerApply(program, ctx);
   registerHosts(program, ctx);
   registerSecrets(program, ctx);
+  registerSecretsRekey(program, ctx);
   registerLab(program, ctx);
   registerAgent(program, ctx);
   registerTokens(program, ctx);

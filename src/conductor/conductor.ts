@@ -12,7 +12,8 @@ import type { DriverRegistry } from '../drivers/registry.js';
 import type { Store } from '../store/store.js';
 import { DEFAULT_BACKOFF, nextDelay, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import type { CredentialsResolver } from './credentials.js';
+import type { CredentialsResolver, SecretUseEvent } from './credentials.js';
+import { createSlotGate, DEFAULT_MAX_CONCURRENT_CLEANINGS, DEFAULT_MAX_CONCURRENT_DEPLOYS } from './concurrency-slots.js';
 import { reconcileHost, type EngineDeps, type ReconcileResult } from './engine.js';
 import { DEFAULT_HANDLER_CONFIG, type HandlerConfig, type HandlerLog, type ImageProxy } from './handlers/types.js';
 import { WorkQueue, type ProcessResult } from './work-queue.js';
@@ -39,6 +40,24 @@ export interface ConductorOptions {
   log?: HandlerLog;
   /** The caching image proxy (images.downloadSource: local); absent: agents download images directly. */
   images?: ImageProxy;
+  /**
+   * Deploys (provisioning) running at once across every conductor sharing the database;
+   * hosts over the cap wait in the order they entered provisioning. Default 250.
+   */
+  maxConcurrentDeploys?: number;
+  /** Cleanings (deprovisioning) running at once, as above. Default 50. */
+  maxConcurrentCleanings?: number;
+  /** How often a host waiting for a slot looks again. Default 5 s. */
+  slotRecheckMs?: number;
+  /**
+   * Called when the credentials resolver hands a secret to a step for a host (the server
+   * audits it as secret:use). Repeats of the same (host, secret, version, purpose, state) are
+   * reported once per `secretUseRepeatMs`: a host polled every 2 s would otherwise flood the
+   * audit trail with identical rows. Requires a resolver with observe() (the Secret resolver).
+   */
+  onSecretUse?: (event: SecretUseEvent) => void;
+  /** Default 1 hour. */
+  secretUseRepeatMs?: number;
 }
 
 /** Reconciles by result, pre-set to zero (controller-runtime's initMetrics) so every label reports. */
@@ -61,6 +80,32 @@ export interface Conductor {
 }
 
 const SILENT_LOG: HandlerLog = { info() {}, warn() {}, error() {} };
+/** Bound of the repeat filter of secret uses; when full it is cleared (a few repeats get through). */
+const SECRET_USE_MEMORY = 10_000;
+
+function observedCredentials(opts: ConductorOptions, clock: Clock, log: HandlerLog): CredentialsResolver {
+  const listener = opts.onSecretUse;
+  if (!listener) return opts.credentials;
+  if (!opts.credentials.observe) {
+    log.warn('the credentials resolver cannot report secret uses; they are not audited');
+    return opts.credentials;
+  }
+  const repeatMs = opts.secretUseRepeatMs ?? 3_600_000;
+  const lastReported = new Map<string, number>();
+  return opts.credentials.observe((event) => {
+    const key = `${event.hostUid}\0${event.secretName}\0${event.secretVersion}\0${event.purpose}\0${event.hostState ?? ''}`;
+    const now = clock.now();
+    const last = lastReported.get(key);
+    if (last !== undefined && now - last < repeatMs) return;
+    if (lastReported.size >= SECRET_USE_MEMORY) lastReported.clear();
+    lastReported.set(key, now);
+    try {
+      listener(event);
+    } catch (error) {
+      log.warn('secret use listener failed', { secret: event.secretName, host: event.hostName, error: String(error) });
+    }
+  });
+}
 const LIST_PAGE = 500;
 
 export function createConductor(opts: ConductorOptions): Conductor {
@@ -80,7 +125,15 @@ export function createConductor(opts: ConductorOptions): Conductor {
     if (!Number.isFinite(value) || value <= 0) throw new RangeError(`conductor option ${name} must be a positive number, got ${value}`);
   }
 
-  const deps: EngineDeps = { store, drivers: opts.drivers, credentials: opts.credentials, clock, random, backoff, config, log, ...(opts.images ? { images: opts.images } : {}) };
+  const slots = createSlotGate({
+    store,
+    clock,
+    holderId,
+    caps: { deploy: opts.maxConcurrentDeploys ?? DEFAULT_MAX_CONCURRENT_DEPLOYS, clean: opts.maxConcurrentCleanings ?? DEFAULT_MAX_CONCURRENT_CLEANINGS },
+    ...(opts.slotRecheckMs !== undefined ? { recheckMs: opts.slotRecheckMs } : {}),
+  });
+  const credentials = observedCredentials(opts, clock, log);
+  const deps: EngineDeps = { store, drivers: opts.drivers, credentials, clock, random, backoff, config, log, slots, ...(opts.images ? { images: opts.images } : {}) };
   const metrics: ConductorMetrics = {
     wait: 0, save: 0, advance: 0, failed: 0, retry: 0, terminal: 0, conflict: 0, gone: 0, panic: 0, 'lease-busy': 0, 'store-error': 0,
   };

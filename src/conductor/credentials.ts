@@ -32,7 +32,28 @@ export interface CredentialsResolver {
   resolve(host: Host): Promise<ResolvedCredentials>;
   /** The `userData` value of spec.userDataName, or undefined when unset. Throws CredentialsProblem when named but missing. */
   userData(host: Host): Promise<string | undefined>;
+  /**
+   * A resolver that also reports every secret it hands out (for the audit trail: DESIGN.md
+   * "every secret use"). Optional: resolvers that read no Secrets have nothing to report.
+   */
+  observe?(listener: SecretUseListener): CredentialsResolver;
 }
+
+/** Why the conductor read a secret. */
+export type SecretUsePurpose = 'bmc-credentials' | 'ca-bundle' | 'user-data';
+
+/** One use of a secret for one host: names and versions only, never a value. */
+export interface SecretUseEvent {
+  secretName: string;
+  secretVersion: number;
+  hostName: string;
+  hostUid: string;
+  purpose: SecretUsePurpose;
+  /** The host's state when it was used (provisioning, registering…). */
+  hostState?: string;
+}
+
+export type SecretUseListener = (event: SecretUseEvent) => void;
 
 /** What the secret reader (src/store/secret-reader.ts `readSecretValues(store, box, ref)`) returns. */
 export interface SecretValues {
@@ -44,8 +65,19 @@ export interface SecretValues {
 export type ReadSecret = (ref: { project: string; name: string }) => Promise<SecretValues | undefined>;
 
 /** The default resolver over decrypted Secrets. */
-export function createSecretCredentialsResolver(readSecret: ReadSecret): CredentialsResolver {
-  async function required(name: string, field: string, keys: string[]): Promise<SecretValues> {
+export function createSecretCredentialsResolver(readSecret: ReadSecret, onUse?: SecretUseListener): CredentialsResolver {
+  async function required(name: string, field: string, keys: string[], host: Host, purpose: SecretUsePurpose): Promise<SecretValues> {
+    const secret = await readOnly(name, field, keys);
+    if (onUse) {
+      try {
+        onUse({ secretName: name, secretVersion: secret.version, hostName: host.metadata.name, hostUid: host.metadata.uid, purpose, hostState: host.status.provisioning.state });
+      } catch {
+        // A listener must not break the BMC call it observes; it reports its own failures.
+      }
+    }
+    return secret;
+  }
+  async function readOnly(name: string, field: string, keys: string[]): Promise<SecretValues> {
     const secret = await readSecret({ project: '', name });
     if (!secret) {
       throw new CredentialsProblem(
@@ -59,30 +91,31 @@ export function createSecretCredentialsResolver(readSecret: ReadSecret): Credent
     return secret;
   }
   return {
+    observe: (listener) => createSecretCredentialsResolver(readSecret, onUse ? (e) => (onUse(e), listener(e)) : listener),
     async resolve(host) {
       const bmc = host.spec.bmc;
       if (!bmc) throw new CredentialsProblem(`host ${host.metadata.name} has no spec.bmc; set spec.bmc.address and spec.bmc.credentialsName`);
-      const secret = await required(bmc.credentialsName, 'spec.bmc.credentialsName', ['username', 'password']);
+      const secret = await required(bmc.credentialsName, 'spec.bmc.credentialsName', ['username', 'password'], host, 'bmc-credentials');
       const resolved: ResolvedCredentials = {
         credentials: { username: secret.values.username!, password: secret.values.password! },
         secretName: bmc.credentialsName,
         version: secret.version,
       };
       if (bmc.caBundleName) {
-        const ca = await required(bmc.caBundleName, 'spec.bmc.caBundleName', ['ca.crt']);
+        const ca = await required(bmc.caBundleName, 'spec.bmc.caBundleName', ['ca.crt'], host, 'ca-bundle');
         resolved.caBundle = ca.values['ca.crt']!;
       }
       return resolved;
     },
     async userData(host) {
       if (!host.spec.userDataName) return undefined;
-      const secret = await required(host.spec.userDataName, 'spec.userDataName', ['userData']);
+      const secret = await required(host.spec.userDataName, 'spec.userDataName', ['userData'], host, 'user-data');
       return secret.values.userData;
     },
   };
 }
 
 /** The resolver the server uses: Secrets decrypted from the store with the installation's key. */
-export function storeCredentialsResolver(store: Store, box: SecretBox): CredentialsResolver {
-  return createSecretCredentialsResolver((ref) => readSecretValues(store, box, ref));
+export function storeCredentialsResolver(store: Store, box: SecretBox, onUse?: SecretUseListener): CredentialsResolver {
+  return createSecretCredentialsResolver((ref) => readSecretValues(store, box, ref), onUse);
 }

@@ -18,7 +18,8 @@ import { nextDelay, type BackoffOptions } from './backoff.js';
 import type { Clock } from './clock.js';
 import type { CredentialsResolver } from './credentials.js';
 import { FAILED_SPEC_HASH, RESUME_STATE } from './handlers/error.js';
-import { runHandler } from './handlers/index.js';
+import { crossCutting, runHandler } from './handlers/index.js';
+import { holdsSlot, SLOT_KEY, slotKindFor, waitingMessage, type SlotGate } from './concurrency-slots.js';
 import type { HandlerConfig, HandlerContext, HandlerLog, ImageProxy } from './handlers/types.js';
 import { toHost, withStatus } from './host-record.js';
 import { queueAction, type Outcome, type OutcomeKind } from './outcome.js';
@@ -40,6 +41,8 @@ export interface EngineDeps {
   log: HandlerLog;
   /** The caching image proxy (images.downloadSource: local). */
   images?: ImageProxy;
+  /** Concurrency caps on deploys and cleanings (concurrency-slots.ts); absent: no caps. */
+  slots?: SlotGate;
 }
 
 export interface ReconcileResult {
@@ -58,6 +61,10 @@ export async function reconcileHost(deps: EngineDeps, uid: string): Promise<Reco
   const ctx = handlerContext(deps, host);
   const retryHash = host.status.stepState?.[RETRY_SPEC_HASH];
   const specChanged = typeof retryHash === 'string' && retryHash !== specHash(host.spec);
+  if (deps.slots) {
+    const gated = await slotGate(deps, deps.slots, row, host, crossCutting(ctx, specChanged) !== undefined);
+    if (gated) return gated;
+  }
   let outcome: Outcome;
   try {
     outcome = await runHandler(ctx, specChanged);
@@ -70,6 +77,39 @@ export async function reconcileHost(deps: EngineDeps, uid: string): Promise<Reco
     return { ...applied, outcome: applied.outcome === 'retry' ? 'panic' : applied.outcome };
   }
   return applyOutcome(deps, row, host, outcome);
+}
+
+/**
+ * Before a deploy or a clean starts, the host takes a slot (concurrency-slots.ts); until it has
+ * one, its step does not run and status.waitingFor says why. Undefined: go on to the handler
+ * (no slot needed, slot held, or a cross-cutting check such as deletion comes first).
+ */
+async function slotGate(deps: EngineDeps, slots: SlotGate, row: StoredResource, host: Host, crossCuttingApplies: boolean): Promise<ReconcileResult | undefined> {
+  const kind = slotKindFor(row);
+  if (!kind || holdsSlot(row, kind) || crossCuttingApplies) return undefined;
+  const from = host.status.provisioning.state;
+  const status = host.status;
+  const op = OPERATION_OF_STATE[from];
+  const nowIso = new Date(deps.clock.now()).toISOString();
+  if (op && !status.operationHistory[op]?.start) status.operationHistory[op] = { start: nowIso };
+  let claimed: ReconcileResult | undefined;
+  const decision = await slots.admit(row, kind, async () => {
+    const next: HostStatus = structuredClone(status);
+    next.stepState = { ...next.stepState, [SLOT_KEY]: kind };
+    delete next.waitingFor;
+    const noun = kind === 'deploy' ? 'deploy' : 'cleaning';
+    const events: NewEvent[] = [
+      { kind: 'Host', project: row.project, name: row.name, uid: row.uid, type: 'Normal', reason: kind === 'deploy' ? 'DeploySlotTaken' : 'CleaningSlotTaken', message: `took a ${noun} slot (cap ${slots.caps[kind]})` },
+    ];
+    claimed = await write(deps, row, next, events, { outcome: 'save', state: from, requeueAfterMs: 0 });
+    return claimed.outcome === 'save';
+  });
+  if (decision === 'busy') return claimed ?? { outcome: 'wait', state: from, requeueAfterMs: Math.min(slots.recheckMs, 250) };
+  if (decision.admitted) return claimed!;
+  const message = waitingMessage(kind, decision);
+  if (status.waitingFor === message) return { outcome: 'wait', state: from, requeueAfterMs: slots.recheckMs };
+  status.waitingFor = message;
+  return write(deps, row, status, [], { outcome: 'save', state: from, requeueAfterMs: slots.recheckMs });
 }
 
 export function handlerContext(deps: Pick<EngineDeps, 'drivers' | 'credentials' | 'clock' | 'config' | 'log' | 'images'>, host: Host): HandlerContext {

@@ -3,6 +3,7 @@
 // instance (agent-server.ts) and are not registered here at all.
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -11,6 +12,7 @@ import type { Store } from '../store/store.js';
 import { installAccessControl } from './auth/access-control.js';
 export { registeredRoutes } from './auth/access-control.js';
 import { createAuthenticator } from './auth/authenticate.js';
+import type { OidcVerifier } from './auth/oidc.js';
 import { ACTIONS, type Policy } from './auth/policy.js';
 import type { ApiContext } from './api-context.js';
 import { registerBodyParsers } from './body-parsers.js';
@@ -47,6 +49,10 @@ export interface ApiServerOptions {
   maxTokenLifetimeSeconds?: number;
   /** Clock for token expiry (tests). */
   now?: () => number;
+  /** Serve HTTPS with these options (tls/api-tls.ts); plain HTTP without. */
+  https?: TlsOptions & SecureContextOptions;
+  /** Accept OIDC bearer JWTs besides Ingot tokens (auth/oidc.ts). */
+  oidc?: OidcVerifier;
 }
 
 /**
@@ -57,8 +63,9 @@ export interface ApiServerOptions {
 export const AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, verbose: true } as const;
 
 /** Shared by both listeners: request ids, error handling, x-request-id on every answer. */
-export function createBaseServer(options: { log: Logger; bodyLimit: number }): FastifyInstance {
+export function createBaseServer(options: { log: Logger; bodyLimit: number; https?: TlsOptions & SecureContextOptions }): FastifyInstance {
   const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
     loggerInstance: options.log,
     bodyLimit: options.bodyLimit,
     // Our own ids: a client-chosen id would let one forge log correlation.
@@ -114,9 +121,10 @@ function closeUnusedConnectionsOnClose(app: FastifyInstance): void {
 
 export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const app = createBaseServer({ log: options.log, bodyLimit });
+  const app = createBaseServer({ log: options.log, bodyLimit, ...(options.https ? { https: options.https } : {}) });
   const authenticator = createAuthenticator({
     store: options.store,
+    ...(options.oidc ? { oidc: options.oidc } : {}),
     onTouchError: (err) => options.log.warn({ err }, 'could not record token lastUsedAt'),
   });
   installAccessControl(app, {

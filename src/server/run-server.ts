@@ -31,6 +31,8 @@ import { createWebhookSink } from './audit/sinks/webhook-sink.js';
 import type { RateLimitConfig } from './limits/rate-limit.js';
 import { generateToken, hashToken, isWellFormedToken, TOKEN_PATTERN } from './auth/tokens.js';
 import { createLogger } from './logger.js';
+import { loadApiHttpsOptions, type ApiTlsConfig } from './tls/api-tls.js';
+import { createOidcVerifier, type OidcConfig } from './auth/oidc.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7385';
 export const DEFAULT_AGENT_LISTEN = '127.0.0.1:7386';
@@ -92,6 +94,10 @@ export interface RunServerOptions {
   rateLimits?: RateLimitConfig | false;
   /** Longest lifetime of API tokens created through the API (seconds); default 90 days. */
   maxTokenLifetimeSeconds?: number;
+  /** HTTPS for the public API (and mutual TLS with clientCaFile); plain HTTP without. See docs/security.md. */
+  tls?: ApiTlsConfig;
+  /** Accept OIDC bearer JWTs on the public API besides Ingot tokens. See docs/security.md. */
+  oidc?: OidcConfig;
 }
 
 export interface RunningServer {
@@ -101,6 +107,8 @@ export interface RunningServer {
   agentUrl: string;
   /** The first admin token, set only on the first start of an installation and only when generated here (not when supplied). */
   bootstrapToken?: string;
+  /** tls.dev: the generated CA certificate clients must trust (INGOT_CA_FILE). */
+  tlsCaFile?: string;
   store: Store;
   audit: AuditWriter;
   /**
@@ -162,11 +170,11 @@ export function parseListenAddress(value: string, option: string): { host: strin
   return { host: match[1]!, port };
 }
 
-function urlOf(app: FastifyInstance): string {
+function urlOf(app: FastifyInstance, scheme: 'http' | 'https' = 'http'): string {
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('listener has no TCP address');
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  return `${scheme}://${host}:${address.port}`;
 }
 
 function prepareDataDir(dataDir: string, log: Logger): string {
@@ -254,8 +262,20 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     const imagesLocal = opts.images?.downloadSource === 'local';
     const imageCacheDir = join(dataDir, 'images');
     let apiUrl = '';
+    let tlsCaFile: string | undefined;
     let agentUrl = '';
     if (role !== 'conductor') {
+      const httpsOptions = opts.tls ? loadApiHttpsOptions(opts.tls, dataDir) : undefined;
+      if (httpsOptions?.devCaFile) {
+        tlsCaFile = httpsOptions.devCaFile;
+        log.warn(
+          { caFile: tlsCaFile },
+          `WARNING: TLS dev mode: the public API uses a self-signed development CA generated in ${join(dataDir, 'tls')}; ` +
+            `it is for development only, never production. Clients must trust ${tlsCaFile} (export INGOT_CA_FILE=${tlsCaFile})`,
+        );
+      }
+      const oidc = opts.oidc ? createOidcVerifier(opts.oidc, { onKeySetError: (message) => log.warn({ component: 'oidc' }, message) }) : undefined;
+      if (opts.oidc) log.info({ issuer: opts.oidc.issuer, audience: opts.oidc.audience }, 'OIDC bearer tokens accepted');
       const api = buildApiServer({
         store,
         secretBox,
@@ -265,10 +285,12 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
         ...(opts.rateLimits !== undefined ? { rateLimits: opts.rateLimits } : {}),
         ...(opts.maxTokenLifetimeSeconds ? { maxTokenLifetimeSeconds: opts.maxTokenLifetimeSeconds } : {}),
+        ...(httpsOptions ? { https: httpsOptions.https } : {}),
+        ...(oidc ? { oidc } : {}),
       });
       cleanups.push(() => api.close());
       await api.listen(listen);
-      apiUrl = urlOf(api);
+      apiUrl = urlOf(api, httpsOptions ? 'https' : 'http');
       const agent = buildAgentServer({
         store,
         policy,
@@ -331,6 +353,21 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
           warn: (message, fields) => conductorLog.warn(fields ?? {}, message),
           error: (message, fields) => conductorLog.error(fields ?? {}, message),
         },
+        // Every secret the conductor uses is audited with the host it was used for: names,
+        // version and purpose, never the value (DESIGN.md "Security, by design").
+        onSecretUse: (use) => {
+          audit
+            .record({
+              actor: 'system:conductor',
+              roles: [],
+              project: '',
+              action: 'secret:use',
+              target: { kind: 'Secret', project: '', name: use.secretName },
+              outcome: 'succeeded',
+              reason: `version ${use.secretVersion} used as ${use.purpose} for host ${use.hostName} (uid ${use.hostUid})${use.hostState ? ` while ${use.hostState}` : ''}`,
+            })
+            .catch((err: unknown) => conductorLog.error({ err: String(err), secret: use.secretName, host: use.hostName }, 'could not audit a secret use'));
+        },
         ...opts.conductor,
         ...(images ? { images } : {}),
         store,
@@ -347,6 +384,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       apiUrl,
       agentUrl,
       ...(bootstrap.token ? { bootstrapToken: bootstrap.token } : {}),
+      ...(tlsCaFile ? { tlsCaFile } : {}),
       store,
       audit,
       async reloadPolicy() {

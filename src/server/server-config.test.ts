@@ -40,6 +40,12 @@ describe('server config file', () => {
     expect(() => parseServerConfig('images: {cacheMaxBytes: 10}', 'i.yaml')).toThrow(/images\.cacheMaxBytes/);
   });
 
+  it('maps the concurrency caps, and refuses a cap of 0', () => {
+    const options = serverOptionsFromConfig(parseServerConfig('conductor:\n  maxConcurrentDeploys: 2\n  maxConcurrentCleanings: 1\n  slotRecheckMs: 500\n', 'ingot.yaml'));
+    expect(options.conductor).toEqual({ maxConcurrentDeploys: 2, maxConcurrentCleanings: 1, slotRecheckMs: 500 });
+    expect(() => parseServerConfig('conductor:\n  maxConcurrentDeploys: 0\n', 'ingot.yaml')).toThrow(/maxConcurrentDeploys/);
+  });
+
   it('an empty file means defaults', () => {
     expect(serverOptionsFromConfig(parseServerConfig('', 'empty.yaml'))).toEqual({});
   });

@@ -7,6 +7,7 @@ import { Compile } from 'typebox/compile';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { IngotError } from '../model/errors.js';
 import { createPolicy } from './auth/policy.js';
+import { validateOidcConfig } from './auth/oidc.js';
 import type { RunServerOptions } from './run-server.js';
 
 /** Config files are small; refuse anything that is clearly not one. */
@@ -37,6 +38,9 @@ export const ServerConfigSchema = Type.Object(
           agentPollMs: Type.Optional(Millis('how often a running agent operation is polled')),
           agentBootTimeoutMs: Type.Optional(Millis('how long to wait for a booted agent')),
           idleRecheckMs: Type.Optional(Millis('how often resting hosts are compared with their spec')),
+          maxConcurrentDeploys: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'deploys running at once across all conductors; default 250' })),
+          maxConcurrentCleanings: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'cleanings running at once across all conductors; default 50' })),
+          slotRecheckMs: Type.Optional(Millis('how often a host waiting for a deploy or cleaning slot looks again')),
         },
         { additionalProperties: false },
       ),
@@ -63,6 +67,35 @@ export const ServerConfigSchema = Type.Object(
           cacheMaxBytes: Type.Optional(Type.Integer({ minimum: 1024 * 1024, maximum: 2 ** 50, description: 'bound of the conductor\'s image cache (LRU eviction)' })),
           caBundleFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'PEM CA bundle trusted for https:// image URLs by the conductor\'s cache' })),
           requireHttps: Type.Optional(Type.Boolean({ description: 'refuse http:// image URLs (default false: the checksum guards integrity)' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          certFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'PEM server certificate (chain) of the public API' })),
+          keyFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'PEM private key of that certificate' })),
+          clientCaFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'PEM CA bundle: require client certificates issued by it (mutual TLS)' })),
+          dev: Type.Optional(Type.Boolean({ description: 'generate a self-signed development CA and certificate in DATA_DIR/tls (never in production)' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    oidc: Type.Optional(
+      Type.Object(
+        {
+          issuer: Type.String({ minLength: 1, maxLength: 2048, description: 'expected iss claim' }),
+          audience: Type.String({ minLength: 1, maxLength: 2048, description: 'expected aud claim (the client id)' }),
+          jwksFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "the issuer's JWKS document on disk" })),
+          jwksUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "the issuer's JWKS endpoint (https://)" })),
+          rolesClaim: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'claim holding groups; default groups' })),
+          roleMap: Type.Record(Type.String({ minLength: 1, maxLength: 512 }), Type.String({ minLength: 1, maxLength: 64 }), {
+            maxProperties: 1024,
+            description: 'claim value (group) -> Ingot role',
+          }),
+          projectClaim: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+          clockToleranceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 600 })),
         },
         { additionalProperties: false },
       ),
@@ -116,6 +149,15 @@ export function parseServerConfig(text: string, path: string): ServerConfig {
     const keyword = unknown ? 'unknown field; see docs/server-config.md for the fields allowed' : first?.message ?? 'invalid';
     throw configError(path, `${field}: ${keyword}`);
   }
+  if (doc.tls && !doc.tls.dev && (!doc.tls.certFile || !doc.tls.keyFile)) throw configError(path, 'tls: give both certFile and keyFile, or dev: true for a generated development certificate');
+  if (doc.tls?.dev && (doc.tls.certFile || doc.tls.keyFile)) throw configError(path, 'tls: dev generates its own certificate; remove certFile/keyFile or dev');
+  if (doc.oidc) {
+    try {
+      validateOidcConfig(doc.oidc);
+    } catch (err) {
+      throw configError(path, (err as Error).message);
+    }
+  }
   for (const [name, range] of Object.entries(doc.fake?.delays ?? {})) {
     if (range && range[0] > range[1]) throw configError(path, `fake.delays.${name}: [min, max] with min <= max`);
   }
@@ -152,6 +194,9 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(c.resyncMs !== undefined ? { resyncMs: c.resyncMs } : {}),
     ...(c.pollMs !== undefined ? { pollMs: c.pollMs } : {}),
     ...(c.backoff ? { backoff: c.backoff } : {}),
+    ...(c.maxConcurrentDeploys !== undefined ? { maxConcurrentDeploys: c.maxConcurrentDeploys } : {}),
+    ...(c.maxConcurrentCleanings !== undefined ? { maxConcurrentCleanings: c.maxConcurrentCleanings } : {}),
+    ...(c.slotRecheckMs !== undefined ? { slotRecheckMs: c.slotRecheckMs } : {}),
     ...(Object.keys(handler).length > 0 ? { handler } : {}),
   };
   const img = config.images ?? {};
@@ -170,6 +215,8 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(Object.keys(conductor).length > 0 ? { conductor } : {}),
     ...(fake !== undefined ? { fake } : {}),
     ...(Object.keys(images).length > 0 ? { images } : {}),
+    ...(config.tls ? { tls: { ...config.tls } } : {}),
+    ...(config.oidc ? { oidc: { ...config.oidc } } : {}),
     ...(config.images?.allowMd5Checksums !== undefined ? { policy: createPolicy({ allowMd5Checksums: config.images.allowMd5Checksums }) } : {}),
   };
 }

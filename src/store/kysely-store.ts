@@ -603,6 +603,20 @@ export class KyselyStore implements Store {
     return rows.map(secretRowToCiphertext);
   }
 
+  async replaceSecretCiphertextIf(row: SecretCiphertext, expected: { version: number; keyId: string }): Promise<boolean> {
+    this.#checkUsable();
+    if (!Buffer.isBuffer(row.ciphertext)) throw new Error('replaceSecretCiphertextIf: ciphertext must be a Buffer');
+    checkVersion(row.version, 'version');
+    const result = await this.#db
+      .updateTable('secret_data')
+      .set({ version: row.version, key_id: row.keyId, ciphertext: row.ciphertext })
+      .where('uid', '=', row.uid)
+      .where('version', '=', expected.version)
+      .where('key_id', '=', expected.keyId)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
   async deleteSecretCiphertext(uid: string): Promise<void> {
     this.#checkUsable();
     await this.#db.deleteFrom('secret_data').where('uid', '=', uid).execute();

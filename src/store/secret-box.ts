@@ -11,8 +11,8 @@
 // The additional authenticated data is the 9-byte header followed by the caller's `aad` (the
 // Secret's uid): a ciphertext copied onto another Secret's row fails to open.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { chmodSync, closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { IngotError } from '../model/errors.js';
 
 const FORMAT_VERSION = 1;
@@ -32,41 +32,149 @@ function secretError(message: string): IngotError {
   return new IngotError('INGOT_ERR_INTERNAL', message);
 }
 
-export class SecretBox {
-  /** Hex of the first 8 bytes of SHA-256 of the key; stored beside each ciphertext. */
-  readonly keyId: string;
-  readonly #key: Buffer;
-  readonly #keyIdBytes: Buffer;
+/**
+ * The key ring on disk (DATA_DIR/secrets.key by default):
+ *   <keyFile>               the CURRENT key: every seal uses it (base64, 0600)
+ *   <keyFile>.d/<keyId>.key  previous keys (0600, directory 0700), kept so rows sealed under
+ *                            them still open until `ingot secrets rekey` has re-sealed them
+ * open() picks the key by the key id in the ciphertext's header.
+ */
+export function previousKeysDir(keyFile: string): string {
+  return `${resolve(keyFile)}.d`;
+}
 
-  constructor(key: Buffer) {
+export class SecretBox {
+  #currentId: string;
+  readonly #keys = new Map<string, { key: Buffer; idBytes: Buffer }>();
+  /** Set for a box loaded from a key file: it notices another process's rotation. */
+  #file?: { path: string; stamp: string };
+
+  /** `previous`: older keys that open() still accepts (seal never uses them). */
+  constructor(key: Buffer, previous: readonly Buffer[] = []) {
+    this.#currentId = this.#add(key);
+    for (const old of previous) this.#add(old);
+  }
+
+  #add(key: Buffer): string {
     if (!Buffer.isBuffer(key) || key.length !== KEY_BYTES) {
       throw new Error(`a secret key must be ${KEY_BYTES} bytes, not ${Buffer.isBuffer(key) ? key.length : typeof key}`);
     }
-    this.#key = Buffer.from(key);
-    this.#keyIdBytes = keyIdOf(this.#key);
-    this.keyId = this.#keyIdBytes.toString('hex');
+    const copy = Buffer.from(key);
+    const idBytes = keyIdOf(copy);
+    const id = idBytes.toString('hex');
+    this.#keys.set(id, { key: copy, idBytes });
+    return id;
   }
 
-  /** Loads the key file at `path`, creating it (mode 0600) on first use. */
+  /** Hex of the first 8 bytes of SHA-256 of the current key; stored beside each ciphertext. */
+  get keyId(): string {
+    this.#followFile();
+    return this.#currentId;
+  }
+
+  /** Whether rotate() can work: the box was loaded from a key file. */
+  get rotatable(): boolean {
+    return this.#file !== undefined;
+  }
+
+  /** Every key id this box can open, current first. */
+  keyIds(): string[] {
+    this.#followFile();
+    return [this.#currentId, ...[...this.#keys.keys()].filter((id) => id !== this.#currentId)];
+  }
+
+  /** Loads the key file at `path` (creating it, mode 0600, on first use) and the previous keys beside it. */
   static async fromKeyFile(path: string): Promise<SecretBox> {
-    return new SecretBox(await loadOrCreateKeyFile(path));
+    const current = await loadOrCreateKeyFile(path);
+    const box = new SecretBox(current, readPreviousKeys(path));
+    box.#file = { path: resolve(path), stamp: fileStamp(resolve(path)) };
+    return box;
+  }
+
+  /**
+   * Makes a new random key current (file-backed boxes only): the current key is first saved
+   * among the previous keys, then the new one replaces the key file by an atomic rename, so at
+   * every instant both keys are on disk and a crash loses neither. Returns both ids.
+   */
+  rotate(): { oldKeyId: string; newKeyId: string } {
+    const file = this.#file;
+    if (!file) throw new Error('only a SecretBox loaded from a key file can be rotated');
+    this.#followFile();
+    const oldKeyId = this.#currentId;
+    const dir = previousKeysDir(file.path);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    writeKeyFileAtomically(join(dir, `${oldKeyId}.key`), this.#keys.get(oldKeyId)!.key);
+    const key = randomBytes(KEY_BYTES);
+    writeKeyFileAtomically(file.path, key);
+    this.#currentId = this.#add(key);
+    file.stamp = fileStamp(file.path);
+    return { oldKeyId, newKeyId: this.#currentId };
+  }
+
+  /**
+   * Deletes previous keys (files and memory). The caller has checked that nothing sealed under
+   * them is left: after this, such ciphertext can never be opened again.
+   */
+  retire(keyIds: readonly string[]): string[] {
+    this.#followFile();
+    const retired: string[] = [];
+    for (const id of keyIds) {
+      if (id === this.#currentId || !/^[0-9a-f]{16}$/.test(id)) continue;
+      if (this.#file) {
+        try {
+          unlinkSync(join(previousKeysDir(this.#file.path), `${id}.key`));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        }
+      }
+      if (this.#keys.delete(id)) retired.push(id);
+    }
+    if (this.#file) syncDirectory(previousKeysDir(this.#file.path));
+    return retired;
+  }
+
+  /** Another process (or `ingot secrets rekey` on another server) replaced the key file: load the ring again. */
+  #followFile(): void {
+    const file = this.#file;
+    if (!file) return;
+    let stamp: string;
+    try {
+      stamp = fileStamp(file.path);
+    } catch {
+      return; // keep what we have; the next call looks again
+    }
+    if (stamp === file.stamp) return;
+    const current = readKeyFileIfPresent(file.path);
+    if (current === undefined) return;
+    for (const old of readPreviousKeys(file.path)) this.#add(old);
+    this.#currentId = this.#add(current);
+    file.stamp = stamp;
   }
 
   seal(values: Record<string, string>, aad: string): Buffer {
+    this.#followFile();
+    const current = this.#keys.get(this.#currentId)!;
     const header = Buffer.alloc(HEADER_BYTES);
     header[0] = FORMAT_VERSION;
-    this.#keyIdBytes.copy(header, 1);
+    current.idBytes.copy(header, 1);
     const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, nonce, { authTagLength: TAG_BYTES });
+    const cipher = createCipheriv('aes-256-gcm', current.key, nonce, { authTagLength: TAG_BYTES });
     cipher.setAAD(Buffer.concat([AAD_CONTEXT, header, Buffer.from(aad, 'utf8')]));
     const body = Buffer.concat([cipher.update(JSON.stringify(values), 'utf8'), cipher.final()]);
     return Buffer.concat([header, nonce, cipher.getAuthTag(), body]);
   }
 
+  /** The key id in a sealed value's header (undefined when it is not sealed data). */
+  static keyIdOf(sealed: Buffer): string | undefined {
+    if (!Buffer.isBuffer(sealed) || sealed.length < MIN_SEALED_BYTES || sealed[0] !== FORMAT_VERSION) return undefined;
+    return sealed.subarray(1, HEADER_BYTES).toString('hex');
+  }
+
   /**
-   * Opens what seal() produced with the same `aad`. Throws IngotError INGOT_ERR_INTERNAL when
-   * the key is not the one it was sealed with, or the bytes or the aad were changed. The
-   * messages never include any part of the plaintext.
+   * Opens what seal() produced with the same `aad`, under whichever key of the ring sealed it.
+   * Throws IngotError INGOT_ERR_INTERNAL when that key is not in the ring, or the bytes or the
+   * aad were changed. The messages never include any part of the plaintext.
    */
   open(sealed: Buffer, aad: string): Record<string, string> {
     if (!Buffer.isBuffer(sealed) || sealed.length < MIN_SEALED_BYTES) {
@@ -77,13 +185,17 @@ export class SecretBox {
     }
     const header = sealed.subarray(0, HEADER_BYTES);
     const sealedKeyId = header.subarray(1).toString('hex');
-    if (sealedKeyId !== this.keyId) {
-      throw secretError(`secret was sealed with key ${sealedKeyId}, but this server's secret key is ${this.keyId}; start the server with the key file it was written with`);
+    if (!this.#keys.has(sealedKeyId)) this.#followFile();
+    const entry = this.#keys.get(sealedKeyId);
+    if (!entry) {
+      throw secretError(
+        `secret was sealed with key ${sealedKeyId}, but this server's secret key is ${this.#currentId} (and no previous key matches); start the server with the key file it was written with, or restore ${sealedKeyId}.key into the previous-keys directory`,
+      );
     }
     const nonce = sealed.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES);
     const tag = sealed.subarray(HEADER_BYTES + NONCE_BYTES, MIN_SEALED_BYTES);
     const body = sealed.subarray(MIN_SEALED_BYTES);
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, nonce, { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv('aes-256-gcm', entry.key, nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.concat([AAD_CONTEXT, header, Buffer.from(aad, 'utf8')]));
     decipher.setAuthTag(tag);
     let plaintext: Buffer;
@@ -107,6 +219,58 @@ export class SecretBox {
     }
     return parsed as Record<string, string>;
   }
+}
+
+function fileStamp(path: string): string {
+  const st = statSync(path);
+  return `${st.ino}:${st.mtimeMs}:${st.size}`;
+}
+
+/** The previous keys beside `keyFile`; each file must be private and named by its key id. */
+function readPreviousKeys(keyFile: string): Buffer[] {
+  const dir = previousKeysDir(keyFile);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const keys: Buffer[] = [];
+  for (const name of names.sort()) {
+    const match = /^([0-9a-f]{16})\.key$/.exec(name);
+    if (!match) continue; // temporary files of an interrupted write
+    const key = readKeyFileIfPresent(join(dir, name));
+    if (key === undefined) continue;
+    if (keyIdOf(key).toString('hex') !== match[1]) {
+      throw new Error(`previous secret key file ${join(dir, name)} holds key ${keyIdOf(key).toString('hex')}, not ${match[1]}; restore it from backup`);
+    }
+    keys.push(key);
+  }
+  return keys;
+}
+
+/** Writes a key file 0600 through a synced temporary file and a rename, so it is never half-written. */
+function writeKeyFileAtomically(path: string, key: Buffer): void {
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeSync(fd, `${key.toString('base64')}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // nothing to clean
+    }
+    throw error;
+  }
+  syncDirectory(dirname(path));
 }
 
 /**

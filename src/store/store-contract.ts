@@ -523,6 +523,17 @@ export function runStoreContract(name: string, freshDatabase: () => Promise<Cont
         expect(await store.getSecretCiphertext('u1')).toBeUndefined();
         await store.deleteSecretCiphertext('never-existed');
       });
+
+      it('replaces secret ciphertext only while version and key id are as expected (rekey)', async () => {
+        await store.putSecretCiphertext({ uid: 'r1', version: 4, keyId: 'old', ciphertext: Buffer.from('a') });
+        expect(await store.replaceSecretCiphertextIf({ uid: 'r1', version: 4, keyId: 'new', ciphertext: Buffer.from('b') }, { version: 3, keyId: 'old' })).toBe(false);
+        expect(await store.replaceSecretCiphertextIf({ uid: 'r1', version: 4, keyId: 'new', ciphertext: Buffer.from('b') }, { version: 4, keyId: 'other' })).toBe(false);
+        expect(await store.getSecretCiphertext('r1')).toMatchObject({ version: 4, keyId: 'old', ciphertext: Buffer.from('a') });
+        expect(await store.replaceSecretCiphertextIf({ uid: 'r1', version: 4, keyId: 'new', ciphertext: Buffer.from('b') }, { version: 4, keyId: 'old' })).toBe(true);
+        expect(await store.getSecretCiphertext('r1')).toMatchObject({ version: 4, keyId: 'new', ciphertext: Buffer.from('b') });
+        expect(await store.replaceSecretCiphertextIf({ uid: 'missing', version: 1, keyId: 'new', ciphertext: Buffer.from('c') }, { version: 1, keyId: 'old' })).toBe(false);
+        expect(await store.getSecretCiphertext('missing')).toBeUndefined();
+      });
     });
 
     describe('audit trail', () => {

@@ -283,6 +283,12 @@ export interface Store {
   putSecretCiphertext(row: SecretCiphertext): Promise<void>;
   getSecretCiphertext(uid: string): Promise<SecretCiphertext | undefined>;
   listSecretCiphertexts(): Promise<SecretCiphertext[]>;
+  /**
+   * Writes `row` only if the stored row of `row.uid` still has `expected.version` and
+   * `expected.keyId` (re-sealing under a new key must never overwrite a value set meanwhile).
+   * Returns whether it wrote.
+   */
+  replaceSecretCiphertextIf(row: SecretCiphertext, expected: { version: number; keyId: string }): Promise<boolean>;
   deleteSecretCiphertext(uid: string): Promise<void>;
 
   // Tokens

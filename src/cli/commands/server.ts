@@ -22,6 +22,10 @@ export interface ServerFlags {
   keyFile?: string;
   config?: string;
   policyFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  tlsDev?: boolean;
 }
 
 export function registerServer(program: Command, ctx: CommandContext): void {
@@ -36,6 +40,10 @@ export function registerServer(program: Command, ctx: CommandContext): void {
     .option('--key-file <path>', 'the secret-encryption key file (default: in the data dir)')
     .option('--config <file>', 'a YAML file of server settings (see docs/server-config.md); flags win over it')
     .option('--policy-file <file>', 'a YAML file of authorization rules overriding the defaults (docs/authz-matrix.md); reloaded on SIGHUP')
+    .option('--tls-cert <file>', 'serve the public API over HTTPS with this PEM certificate (with --tls-key)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--tls-client-ca <file>', 'require client certificates issued by this PEM CA (mutual TLS; the bearer token is still needed)')
+    .option('--tls-dev', 'HTTPS with a generated self-signed development CA in the data dir (never in production)')
     .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, 'info')
     .action(ctx.run(async (opts: ServerFlags) => {
       await serverCommand(ctx, opts);
@@ -50,6 +58,19 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
   const dataDir = resolve(opts.dataDir);
 
   const fromFile = opts.config ? serverOptionsFromConfig(await loadServerConfig(resolve(opts.config))) : {};
+  if (opts.tlsDev && (opts.tlsCert || opts.tlsKey)) throw new CliError('--tls-dev generates its own certificate: give either --tls-dev or --tls-cert and --tls-key');
+  if (!opts.tlsCert !== !opts.tlsKey) throw new CliError('--tls-cert and --tls-key go together: give both (PEM certificate and its private key)');
+  // TLS flags replace the file's certificate settings as a whole (mixing a flag's cert with the file's key would be a mistake).
+  const tlsFromFlags = opts.tlsDev || opts.tlsCert;
+  const tls = tlsFromFlags || opts.tlsClientCa
+    ? {
+        ...(tlsFromFlags ? {} : fromFile.tls),
+        ...(opts.tlsDev ? { dev: true } : {}),
+        ...(opts.tlsCert ? { certFile: resolve(opts.tlsCert), keyFile: resolve(opts.tlsKey!) } : {}),
+        ...(opts.tlsClientCa ? { clientCaFile: resolve(opts.tlsClientCa) } : tlsFromFlags && fromFile.tls?.clientCaFile ? { clientCaFile: fromFile.tls.clientCaFile } : {}),
+      }
+    : fromFile.tls;
+  if (tls && !tls.dev && !tls.certFile) throw new CliError('--tls-client-ca needs HTTPS: give --tls-cert and --tls-key (or --tls-dev), or a tls: section in --config');
 
   let server: Awaited<ReturnType<typeof runServer>>;
   try {
@@ -62,6 +83,7 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
       role: opts.role as (typeof ROLES)[number],
       keyFile: opts.keyFile ?? fromFile.keyFile,
       ...(opts.policyFile ? { policyFile: resolve(opts.policyFile) } : {}),
+      ...(tls ? { tls } : {}),
       // Logs (JSON) go to stderr, so standard output carries only the banner a person or script reads.
       log: createLogger({ level: opts.logLevel as LevelWithSilent, destination: process.stderr }),
     });
@@ -75,6 +97,9 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
   const out = ctx.out;
   if (server.apiUrl) out.write(`Ingot API listening on ${server.apiUrl}\n`);
   if (server.agentUrl) out.write(`Ingot agent API listening on ${server.agentUrl}\n`);
+  if (server.tlsCaFile) {
+    out.write(`WARNING: development TLS certificate (self-signed CA, not for production). Clients must trust the CA: export INGOT_CA_FILE=${server.tlsCaFile}\n`);
+  }
   out.write(`Data directory: ${dataDir}${opts.database ? '' : ' (embedded SQLite database)'}\n`);
   if (server.bootstrapToken) {
     out.write(`Bootstrap admin token (shown once; store it safely): ${server.bootstrapToken}\n`);

@@ -46,6 +46,7 @@ const EXPECTED: Record<string, { action: string; allowed: readonly string[] | '@
   'PUT /api/v1/secrets/:name': { action: 'secret:update', allowed: ADMIN },
   'DELETE /api/v1/secrets/:name': { action: 'secret:delete', allowed: ADMIN },
   'GET /api/v1/secrets/:name/reveal': { action: 'secret:reveal', allowed: [] },
+  'POST /api/v1/secrets/-/rekey': { action: 'secret:rekey', allowed: ADMIN },
   'POST /api/v1/tokens': { action: 'token:create', allowed: ADMIN },
   'GET /api/v1/tokens': { action: 'token:list', allowed: ['platform-admin', 'platform-reader'] },
   'DELETE /api/v1/tokens/:id': { action: 'token:revoke', allowed: ADMIN },
@@ -56,6 +57,7 @@ const EXPECTED: Record<string, { action: string; allowed: readonly string[] | '@
 /** A request that reaches each route's handler when authorized (bodies need not be valid). */
 function requestFor(route: { method: string; url: string }, name: string): { path: string; body?: unknown } {
   const path = route.url.replace(':name', name).replace(':id', '00000000-0000-4000-8000-000000000000');
+  if (route.url === '/api/v1/secrets/-/rekey') return { path, body: { retireOnly: true } };
   if (route.url === '/api/v1/tokens' && route.method === 'POST') return { path, body: { roles: ['project-viewer'], project: 'p', description: 'matrix', expiresInSeconds: 3600 } };
   if (route.method === 'POST' || route.method === 'PUT' || route.method === 'PATCH') {
     return { path, body: route.url.includes('secrets') ? secretManifest(name, { username: 'u', password: 'p' }) : hostManifest(name) };

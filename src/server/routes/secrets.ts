@@ -14,6 +14,8 @@ import { authorize } from '../auth/policy.js';
 import type { ApiContext } from '../api-context.js';
 import { parseResourceVersion, toList, toSecretEnvelope } from '../envelope.js';
 import { documented, errorResponses, NameParams, PageQuery, SecretList, SecretResource } from '../schemas.js';
+import type { FastifyInstance } from 'fastify';
+import { registerSecretRekeyRoute } from './secret-rekey.js';
 
 const KIND = 'Secret';
 const PLATFORM = '';
@@ -80,6 +82,7 @@ export function secretRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
   }
 
   return async function secretRoutesPlugin(app) {
+    registerSecretRekeyRoute(app as unknown as FastifyInstance, ctx);
     app.route({
       method: 'GET',
       url: '/api/v1/secrets',
