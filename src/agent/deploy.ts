@@ -11,15 +11,15 @@
 import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { bufferReader, openFileReader, type ByteReader } from '../images/byte-reader.js';
 import { createDigester, parseChecksumSpec } from '../images/checksum.js';
 import { inspectImage } from '../images/format-inspector.js';
+import { openImageDownload } from '../images/image-download.js';
 import { ImageRefused } from '../images/image-refused.js';
 import { convertToRaw } from '../images/qemu-img.js';
 import { checkImageSafety } from '../images/safety.js';
 import { streamToTarget } from '../images/stream-verify.js';
-import { describeNetworkError } from '../images/network-error.js';
 import type { WireDeploy } from '../model/agent-protocol.js';
 import { writeConfigDrive } from './config-drive.js';
 import type { MachineAccess, OpenDisk } from './machine.js';
@@ -93,25 +93,12 @@ export async function deployImage(opts: DeployOptions): Promise<DeployResult> {
   try {
     progress(1, `downloading ${url.host}${url.pathname} for ${root.name}`);
     const auth = opts.imageAuth && url.href.startsWith(opts.imageAuth.urlPrefix) ? { authorization: `Bearer ${opts.imageAuth.token}`, 'x-ingot-command-id': opts.imageAuth.commandId } : undefined;
-    let response;
-    try {
-      response = await request(url, {
-        method: 'GET',
-        ...(auth ? { headers: auth } : {}),
-        ...(dispatcher ? { dispatcher } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        headersTimeout: 60_000,
-        bodyTimeout: 120_000,
-      });
-    } catch (err) {
-      throw new ImageRefused('truncated', `could not download spec.image.url from ${url.host}: ${describeNetworkError(err)}`, { cause: err });
-    }
-    if (response.statusCode !== 200) {
-      await response.body.dump();
-      throw new ImageRefused('truncated', `the image server answered HTTP ${response.statusCode} for spec.image.url; check the URL`);
-    }
-    const lengthHeader = response.headers['content-length'];
-    const expectedSize = typeof lengthHeader === 'string' && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    const response = await openImageDownload(url, {
+      ...(auth ? { headers: auth } : {}),
+      ...(dispatcher ? { dispatcher } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const expectedSize = response.expectedSize;
     const report = (bytes: number, share: number) => {
       if (expectedSize) progress(Math.min(share, Math.floor((share * bytes) / expectedSize)), `downloaded ${Math.floor(bytes / MIB)} MiB`);
     };

@@ -14,14 +14,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { bufferReader, openFileReader } from './byte-reader.js';
 import { createDigester, parseChecksumSpec, type ChecksumType } from './checksum.js';
 import { inspectImage } from './format-inspector.js';
+import { openImageDownload } from './image-download.js';
 import { ImageRefused, type RefusalReason } from './image-refused.js';
 import { checkImageSafety } from './safety.js';
 import { streamToTarget } from './stream-verify.js';
-import { describeNetworkError } from './network-error.js';
 
 export interface CachedImageSpec {
   url: string;
@@ -187,24 +187,11 @@ export class ImageCache {
   private async download(key: string, type: ChecksumType, hex: string, url: URL, declared: string | undefined, progress: Download): Promise<void> {
     const maxBytes = Math.min(this.opts.maxImageBytes ?? this.opts.maxTotalBytes, this.opts.maxTotalBytes);
     const temp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
-    let response;
-    try {
-      response = await request(url, {
-        method: 'GET',
-        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
-        signal: this.closing.signal,
-        headersTimeout: 60_000,
-        bodyTimeout: 120_000,
-      });
-    } catch (err) {
-      throw new ImageRefused('truncated', `could not download spec.image.url from ${url.host}: ${describeNetworkError(err)}`, { cause: err });
-    }
-    if (response.statusCode !== 200) {
-      await response.body.dump();
-      throw new ImageRefused('truncated', `the image server answered HTTP ${response.statusCode} for spec.image.url; check the URL`);
-    }
-    const lengthHeader = response.headers['content-length'];
-    const expectedSize = typeof lengthHeader === 'string' && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    const response = await openImageDownload(url, {
+      ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
+      signal: this.closing.signal,
+    });
+    const expectedSize = response.expectedSize;
     if (expectedSize !== undefined) {
       progress.expectedBytes = expectedSize;
       if (expectedSize > maxBytes) {
