@@ -13,6 +13,7 @@ import { registerServer } from './commands/server.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
 import { registerTokens } from './commands/tokens.js';
+import { registerApprovals } from './commands/approvals.js';
 import { registerAudit } from './commands/audit.js';
 
 function version(): string {
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerLab(program, ctx);
   registerAgent(program, ctx);
   registerTokens(program, ctx);
+  registerApprovals(program, ctx);
   registerAudit(program, ctx);
   return program;
 }

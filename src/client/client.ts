@@ -173,6 +173,28 @@ export interface ApplyResult<T> {
   created: boolean;
 }
 
+/** A change held by the two-person rule (server: src/server/approvals/). */
+export interface ApprovalInfo {
+  apiVersion: string;
+  kind: 'Approval';
+  id: string;
+  action: string;
+  target: { kind: string; name: string };
+  request: { method: string; path: string };
+  cause: string;
+  state: 'pending' | 'approved' | 'rejected' | 'expired' | 'executed';
+  requestedBy: string;
+  requestedAt: string;
+  expiresAt: string;
+  decidedBy?: string;
+  decidedAt?: string;
+  reason?: string;
+  /** On a held request's 202: what to do next. */
+  message?: string;
+  /** On approve: the answer of the replayed request. */
+  result?: { statusCode: number; body: unknown };
+}
+
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
@@ -222,6 +244,12 @@ export interface IngotClient {
     create(input: TokenCreateInput): Promise<CreatedToken>;
     list(): Promise<TokenInfo[]>;
     revoke(id: string): Promise<TokenInfo>;
+  };
+  approvals: {
+    list(options?: { state?: ApprovalInfo['state'] }): Promise<ApprovalInfo[]>;
+    /** Runs the held change with your authority; you must not be its requester. */
+    approve(id: string, reason?: string): Promise<ApprovalInfo>;
+    reject(id: string, reason?: string): Promise<ApprovalInfo>;
   };
   audit: {
     list(options?: AuditListOptions): Promise<AuditEvent[]>;
@@ -465,6 +493,11 @@ export function createClient(options: ClientOptions): IngotClient {
       create: async (input) => (await request<CreatedToken>('POST', '/api/v1/tokens', { body: input })).body,
       list: async () => (await request<{ items: TokenInfo[] }>('GET', '/api/v1/tokens')).body?.items ?? [],
       revoke: async (id) => (await request<TokenInfo>('DELETE', `/api/v1/tokens/${enc(id)}`)).body,
+    },
+    approvals: {
+      list: async (o = {}) => (await request<{ items: ApprovalInfo[] }>('GET', '/api/v1/approvals', { query: { state: o.state } })).body?.items ?? [],
+      approve: async (id, reason) => (await request<ApprovalInfo>('POST', `/api/v1/approvals/${enc(id)}/approve`, { body: reason !== undefined ? { reason } : {} })).body,
+      reject: async (id, reason) => (await request<ApprovalInfo>('POST', `/api/v1/approvals/${enc(id)}/reject`, { body: reason !== undefined ? { reason } : {} })).body,
     },
     audit: {
       list: async (o = {}) =>

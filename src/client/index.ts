@@ -1,6 +1,6 @@
 // Public surface of the Ingot API client.
 export { createClient, parseWatchData } from './client.js';
-export type { ClientOptions, IngotClient, FetchLike, ListOptions, HostEvent, WatchEvent, WatchOptions, ApplyResult, RequestOptions, RawResponse, TokenInfo, TokenCreateInput, CreatedToken, AuditListOptions, AuditEvent, AuditVerifyResult, SecretReveal } from './client.js';
+export type { ClientOptions, IngotClient, FetchLike, ListOptions, HostEvent, WatchEvent, WatchOptions, ApplyResult, RequestOptions, RawResponse, TokenInfo, TokenCreateInput, CreatedToken, AuditListOptions, AuditEvent, AuditVerifyResult, SecretReveal, ApprovalInfo } from './client.js';
 export { ApiError, describeFetchFailure } from './api-error.js';
 export type { ClientErrorCode } from './api-error.js';
 export { SseParser } from './sse-parser.js';

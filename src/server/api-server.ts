@@ -27,6 +27,8 @@ import type { AuditWriter } from './audit/audit-writer.js';
 import { installRequestAudit } from './audit/request-audit.js';
 import { createRateLimiter, type RateLimitConfig } from './limits/rate-limit.js';
 import { WatchRegistry } from './watch-stream.js';
+import { ApprovalGate, type ApprovalConfig } from './approvals/approval-gate.js';
+import { approvalRoutes } from './routes/approvals.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
@@ -53,6 +55,8 @@ export interface ApiServerOptions {
   https?: TlsOptions & SecureContextOptions;
   /** Accept OIDC bearer JWTs besides Ingot tokens (auth/oidc.ts). */
   oidc?: OidcVerifier;
+  /** Two-person rule (approvals/approval-gate.ts); defaults apply when absent, `false` turns it off. */
+  approvals?: Partial<ApprovalConfig> | false;
 }
 
 /**
@@ -133,8 +137,19 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     tokenType: 'api',
     ...(options.rateLimits === false ? {} : { limits: createRateLimiter(options.rateLimits ?? {}) }),
     ...(options.audit ? { audit: options.audit } : {}),
+    approvals: options.approvals !== false,
   });
   if (options.audit) installRequestAudit(app, { audit: options.audit });
+  const gate =
+    options.approvals === false
+      ? undefined
+      : new ApprovalGate({
+          store: options.store,
+          config: options.approvals ?? {},
+          ...(options.now ? { now: options.now } : {}),
+          ...(options.audit ? { audit: options.audit } : {}),
+        });
+  gate?.install(app);
 
   const ctx: ApiContext = {
     store: options.store,
@@ -177,5 +192,6 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     }),
   );
   void app.register(auditRoutes({ store: options.store }));
+  if (gate) void app.register(approvalRoutes({ store: options.store, policy: options.policy, gate }));
   return app;
 }

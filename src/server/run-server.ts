@@ -21,6 +21,7 @@ import { buildAgentServer } from './agent-server.js';
 import { ImageCache } from '../images/image-cache.js';
 import type { ImageProxy } from '../conductor/handlers/types.js';
 import { buildApiServer } from './api-server.js';
+import type { ApprovalConfig } from './approvals/approval-gate.js';
 import { createPolicy, replacePolicyRules, type Policy } from './auth/policy.js';
 import { loadPolicyFile } from './auth/policy-file.js';
 import { createAuditWriter, type AuditWriter } from './audit/audit-writer.js';
@@ -94,6 +95,8 @@ export interface RunServerOptions {
   rateLimits?: RateLimitConfig | false;
   /** Longest lifetime of API tokens created through the API (seconds); default 90 days. */
   maxTokenLifetimeSeconds?: number;
+  /** Two-person rule (approvals/approval-gate.ts): defaults 10 destructive changes per 300 s, approvals live 3600 s; `false` turns it off. */
+  approvals?: Partial<ApprovalConfig> | false;
   /** HTTPS for the public API (and mutual TLS with clientCaFile); plain HTTP without. See docs/security.md. */
   tls?: ApiTlsConfig;
   /** Accept OIDC bearer JWTs on the public API besides Ingot tokens. See docs/security.md. */
@@ -287,6 +290,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         ...(opts.maxTokenLifetimeSeconds ? { maxTokenLifetimeSeconds: opts.maxTokenLifetimeSeconds } : {}),
         ...(httpsOptions ? { https: httpsOptions.https } : {}),
         ...(oidc ? { oidc } : {}),
+        ...(opts.approvals !== undefined ? { approvals: opts.approvals } : {}),
       });
       cleanups.push(() => api.close());
       await api.listen(listen);

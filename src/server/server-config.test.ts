@@ -62,4 +62,11 @@ describe('server config file', () => {
   ])('refuses %j with a message naming the field', (text, message) => {
     expect(() => parseServerConfig(text, 'c.yaml')).toThrow(message);
   });
+
+  it('reads the two-person rule settings and refuses unknown or out-of-range ones', () => {
+    const options = serverOptionsFromConfig(parseServerConfig('approvals: {destructiveThreshold: 2, windowSeconds: 60, ttlSeconds: 600}', 'ingot.yaml'));
+    expect(options.approvals).toEqual({ destructiveThreshold: 2, windowSeconds: 60, ttlSeconds: 600 });
+    expect(() => parseServerConfig('approvals: {treshold: 2}', 'ingot.yaml')).toThrow(/treshold/);
+    expect(() => parseServerConfig('approvals: {ttlSeconds: 5}', 'ingot.yaml')).toThrow(/ttlSeconds/);
+  });
 });

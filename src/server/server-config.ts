@@ -24,6 +24,16 @@ export const ServerConfigSchema = Type.Object(
     agentListen: Type.Optional(Type.String({ maxLength: 256 })),
     database: Type.Optional(Type.String({ maxLength: 4096 })),
     keyFile: Type.Optional(Type.String({ maxLength: 4096 })),
+    approvals: Type.Optional(
+      Type.Object(
+        {
+          destructiveThreshold: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'destructive host changes allowed per window before each needs an approval; default 10' })),
+          windowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'the counting window; default 300' })),
+          ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86_400, description: 'how long an approval waits for a decision; default 3600' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     conductor: Type.Optional(
       Type.Object(
         {
@@ -212,6 +222,7 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(config.agentListen ? { agentListen: config.agentListen } : {}),
     ...(config.database ? { database: config.database } : {}),
     ...(config.keyFile ? { keyFile: config.keyFile } : {}),
+    ...(config.approvals ? { approvals: { ...config.approvals } } : {}),
     ...(Object.keys(conductor).length > 0 ? { conductor } : {}),
     ...(fake !== undefined ? { fake } : {}),
     ...(Object.keys(images).length > 0 ? { images } : {}),

@@ -13,7 +13,7 @@ import { sql, type Kysely, type RawBuilder, type Selectable, type SqlBool } from
 import { alreadyExists, conflict, IngotError, notFound, validationError } from '../model/errors.js';
 import { AUDIT_GENESIS_HASH, AUDIT_OUTCOMES, auditEventHash, canonicalJson } from '../model/audit-event.js';
 import { compareIp, formatIp, parseIp, type IpAddress, type IpFamily } from '../model/ip-address.js';
-import type { AgentCommandsTable, AgentSessionsTable, AuditEventsTable, Database, HostBindingsTable, IpAllocationsTable, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
+import type { AgentCommandsTable, AgentSessionsTable, ApprovalsTable, AuditEventsTable, Database, HostBindingsTable, IpAllocationsTable, ResourcesTable, SecretDataTable, TokensTable } from './schema.js';
 import type {
   AddressAllocationRequest,
   HostBinding,
@@ -42,6 +42,8 @@ import type {
   StoredEvent,
   StoredResource,
   StoredToken,
+  ApprovalState,
+  StoredApproval,
 } from './store.js';
 
 export const DEFAULT_LIST_LIMIT = 500;
@@ -676,6 +678,68 @@ export class KyselyStore implements Store {
     if (Number(result.numUpdatedRows) === 0) throw notFound('Token', id);
   }
 
+  // ---------------------------------------------------------------- approvals
+
+  async createApproval(approval: StoredApproval): Promise<void> {
+    this.#checkUsable();
+    const inserted = await this.#db
+      .insertInto('approvals')
+      .values({
+        id: approval.id,
+        action: approval.action,
+        target_kind: approval.targetKind,
+        target_name: approval.targetName,
+        request: JSON.stringify(approval.request),
+        cause: approval.cause,
+        requested_by: approval.requestedBy,
+        requested_at: approval.requestedAt,
+        expires_at: approval.expiresAt,
+        state: approval.state,
+        decided_by: approval.decidedBy ?? null,
+        decided_at: approval.decidedAt ?? null,
+        reason: approval.reason ?? null,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted === undefined) throw alreadyExists('Approval', approval.id);
+  }
+
+  async getApproval(id: string): Promise<StoredApproval | undefined> {
+    this.#checkUsable();
+    const row = await this.#db.selectFrom('approvals').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : approvalRow(row);
+  }
+
+  async listApprovals(options: { state?: ApprovalState; limit?: number } = {}): Promise<StoredApproval[]> {
+    this.#checkUsable();
+    let query = this.#db.selectFrom('approvals').selectAll();
+    if (options.state !== undefined) query = query.where('state', '=', options.state);
+    const rows = await query.orderBy('requested_at', 'desc').orderBy('id', 'desc').limit(Math.min(Math.max(options.limit ?? 1000, 1), 1000)).execute();
+    return rows.map(approvalRow);
+  }
+
+  async transitionApproval(
+    id: string,
+    from: ApprovalState,
+    update: { state: ApprovalState; decidedBy?: string; decidedAt?: string; reason?: string },
+  ): Promise<StoredApproval | undefined> {
+    this.#checkUsable();
+    const result = await this.#db
+      .updateTable('approvals')
+      .set({
+        state: update.state,
+        ...(update.decidedBy !== undefined ? { decided_by: update.decidedBy } : {}),
+        ...(update.decidedAt !== undefined ? { decided_at: update.decidedAt } : {}),
+        ...(update.reason !== undefined ? { reason: update.reason } : {}),
+      })
+      .where('id', '=', id)
+      .where('state', '=', from)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return undefined;
+    return this.getApproval(id);
+  }
+
   // ---------------------------------------------------------------- agent commands and sessions
 
   async createAgentCommand(command: NewAgentCommand): Promise<{ created: boolean; command: AgentCommand }> {
@@ -1188,6 +1252,25 @@ function tokenRowToToken(row: Selectable<TokensTable>): StoredToken {
   if (row.last_used_at !== null) token.lastUsedAt = row.last_used_at;
   if (row.revoked_at !== null) token.revokedAt = row.revoked_at;
   return token;
+}
+
+function approvalRow(row: Selectable<ApprovalsTable>): StoredApproval {
+  const approval: StoredApproval = {
+    id: row.id,
+    action: row.action,
+    targetKind: row.target_kind,
+    targetName: row.target_name,
+    request: JSON.parse(row.request) as StoredApproval['request'],
+    cause: row.cause,
+    requestedBy: row.requested_by,
+    requestedAt: row.requested_at,
+    expiresAt: row.expires_at,
+    state: row.state as ApprovalState,
+  };
+  if (row.decided_by !== null) approval.decidedBy = row.decided_by;
+  if (row.decided_at !== null) approval.decidedAt = row.decided_at;
+  if (row.reason !== null) approval.reason = row.reason;
+  return approval;
 }
 
 function agentCommandRow(row: Selectable<AgentCommandsTable>): AgentCommand {

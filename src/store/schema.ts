@@ -150,6 +150,23 @@ export interface HostBindingsTable {
   created_at: string;
 }
 
+export interface ApprovalsTable {
+  id: string;
+  action: string;
+  target_kind: string;
+  target_name: string;
+  /** JSON: { method, path, body } */
+  request: string;
+  cause: string;
+  requested_by: string;
+  requested_at: string;
+  expires_at: string;
+  state: string;
+  decided_by: string | null;
+  decided_at: string | null;
+  reason: string | null;
+}
+
 export interface Database {
   resources: ResourcesTable;
   events: EventsTable;
@@ -164,4 +181,5 @@ export interface Database {
   agent_sessions: AgentSessionsTable;
   ip_allocations: IpAllocationsTable;
   host_bindings: HostBindingsTable;
+  approvals: ApprovalsTable;
 }

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IngotError } from '../model/errors.js';
 import { matchesLabels, type LabelRequirement } from '../model/label-selector.js';
 import { AUDIT_GENESIS_HASH, auditEventHash } from '../model/audit-event.js';
-import type { NewAuditEvent, NewResource, Store, StoredAuditEvent, StoredResource, StoredToken } from './store.js';
+import type { NewAuditEvent, NewResource, Store, StoredAuditEvent, StoredResource, StoredToken, StoredApproval } from './store.js';
 
 /** A fresh, empty database; open() may be called more than once for separate Store instances on it. */
 export interface ContractDatabase {
@@ -847,6 +847,48 @@ export function runStoreContract(name: string, freshDatabase: () => Promise<Cont
         expect((await store.getAgentSessionByTokenId('token-a1'))?.endedAt).toBe(at(5));
         expect(await store.endAgentSessions('host-a', at(6))).toEqual([]);
         expect((await store.getActiveAgentSession('host-b'))?.id).toBe('b1');
+      });
+    });
+    describe('approvals', () => {
+      const approval = (id: string, second: number, extra: Partial<StoredApproval> = {}): StoredApproval => ({
+        id,
+        action: 'host:delete',
+        targetKind: 'Host',
+        targetName: 'r1-n01',
+        request: { method: 'DELETE', path: '/api/v1/hosts/r1-n01' },
+        cause: 'threshold',
+        requestedBy: 'tok-a',
+        requestedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, second)).toISOString(),
+        expiresAt: new Date(Date.UTC(2026, 0, 1, 1, 0, second)).toISOString(),
+        state: 'pending',
+        ...extra,
+      });
+
+      it('stores an approval with its request, lists newest first and by state, and refuses a duplicate id', async () => {
+        await store.createApproval(approval('a1', 1, { request: { method: 'PATCH', path: '/api/v1/hosts/r1-n01', body: { spec: { online: false } } } }));
+        await store.createApproval(approval('a2', 2));
+        expect(await store.getApproval('a1')).toMatchObject({ id: 'a1', state: 'pending', request: { method: 'PATCH', body: { spec: { online: false } } } });
+        expect((await store.getApproval('a1'))?.decidedBy).toBeUndefined();
+        expect((await store.listApprovals()).map((a) => a.id)).toEqual(['a2', 'a1']);
+        await expectIngotError(store.createApproval(approval('a1', 3)), 'INGOT_ERR_ALREADY_EXISTS');
+        expect(await store.getApproval('nope')).toBeUndefined();
+      });
+
+      it('moves an approval between states only from the expected state (one of two racing approvers wins)', async () => {
+        await store.createApproval(approval('a1', 1));
+        const other = await peer();
+        const results = await Promise.all([
+          store.transitionApproval('a1', 'pending', { state: 'approved', decidedBy: 'tok-b', decidedAt: 'x' }),
+          other.transitionApproval('a1', 'pending', { state: 'rejected', decidedBy: 'tok-c', decidedAt: 'y', reason: 'no' }),
+        ]);
+        expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+        const executed = await store.transitionApproval('a1', (await store.getApproval('a1'))!.state, { state: 'executed' });
+        expect(executed?.state).toBe('executed');
+        expect(executed?.decidedBy).toMatch(/^tok-[bc]$/);
+        expect(await store.transitionApproval('a1', 'pending', { state: 'approved' })).toBeUndefined();
+        expect(await store.transitionApproval('missing', 'pending', { state: 'approved' })).toBeUndefined();
+        expect((await store.listApprovals({ state: 'executed' })).map((a) => a.id)).toEqual(['a1']);
+        expect(await store.listApprovals({ state: 'pending' })).toEqual([]);
       });
     });
   });

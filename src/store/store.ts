@@ -242,6 +242,32 @@ export interface HostBinding {
   createdAt: string;
 }
 
+/** Lifecycle of a two-person-rule approval (src/server/approvals/). */
+export type ApprovalState = 'pending' | 'approved' | 'rejected' | 'expired' | 'executed';
+
+/**
+ * A change held back until a second identity approves it. `request` is what is needed to
+ * replay it; approvals are only queued for host routes, whose bodies carry no secret values.
+ */
+export interface StoredApproval {
+  id: string;
+  /** The policy action of the held request (e.g. host:delete). */
+  action: string;
+  targetKind: string;
+  targetName: string;
+  request: { method: string; path: string; body?: unknown };
+  /** Why it needs an approval (threshold exceeded, or the policy says approval:required). */
+  cause: string;
+  /** Token id (or `oidc:<sub>`) of the requester. */
+  requestedBy: string;
+  requestedAt: string;
+  expiresAt: string;
+  state: ApprovalState;
+  decidedBy?: string;
+  decidedAt?: string;
+  reason?: string;
+}
+
 export interface Store {
   readonly dialect: Dialect;
 
@@ -365,6 +391,18 @@ export interface Store {
   getClaimBinding(claimUid: string): Promise<HostBinding | undefined>;
   /** All bindings (of one project when given), oldest first. */
   listHostBindings(project?: string): Promise<HostBinding[]>;
+
+  // Two-person-rule approvals (issue 5; src/server/approvals/)
+  createApproval(approval: StoredApproval): Promise<void>;
+  getApproval(id: string): Promise<StoredApproval | undefined>;
+  /** Newest first; of one state when given. */
+  listApprovals(options?: { state?: ApprovalState; limit?: number }): Promise<StoredApproval[]>;
+  /**
+   * Moves the approval from state `from` to `update.state` (compare-and-set, so two approvers
+   * racing cannot both win); returns the approval as stored afterwards, or undefined when it
+   * does not exist or was no longer in state `from`.
+   */
+  transitionApproval(id: string, from: ApprovalState, update: { state: ApprovalState; decidedBy?: string; decidedAt?: string; reason?: string }): Promise<StoredApproval | undefined>;
 
   // Settings: small key/value facts about this installation (e.g. bootstrap done).
   getSetting(key: string): Promise<string | undefined>;

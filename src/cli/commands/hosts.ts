@@ -80,7 +80,12 @@ export function registerHosts(program: Command, ctx: CommandContext): void {
     .action(ctx.run(async (name: string, opts: { wait?: boolean; timeout?: string }) => {
       if (opts.wait) parseDuration(opts.timeout ?? '30m');
       const client = ctx.client();
-      await client.hosts.delete(name);
+      const answer = (await client.hosts.delete(name)) as { kind?: string; id?: string; message?: string } | undefined;
+      if (answer?.kind === 'Approval') {
+        // The two-person rule held it (src/server/approvals/): nothing was deleted.
+        ctx.out.write(`host/${name} deletion held for approval ${answer.id}: ${answer.message ?? 'another admin must approve it'}\n`);
+        return;
+      }
       ctx.out.write(`host/${name} deletion requested\n`);
       if (opts.wait) await waitForHosts(client, [name], 'deleted', { timeout: opts.timeout }, ctx.out);
     }));

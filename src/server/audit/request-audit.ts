@@ -25,11 +25,14 @@ export function installRequestAudit(app: FastifyInstance, options: { audit: Audi
     // Unauthenticated or refused requests never get an identity; access control recorded them.
     if (!identity || action === undefined || action === PUBLIC || !isRouteAction(action)) return payload;
     if (!WRITE_METHODS.has(request.method) && !AUDITED_READS.has(action)) return payload;
+    // Held for a second person: the approval gate recorded approval:request; nothing ran.
+    if (request.heldForApproval !== undefined) return payload;
     const status = reply.statusCode;
     const target = auditTarget(action, request);
     if (!target.name && request.method === 'POST') target.name = createdName(request.body, payload);
     let reason = '';
     if (status >= 400) reason = errorCode(payload);
+    if (request.approvalExecution !== undefined) reason = `${reason ? `${reason}; ` : ''}executes approval ${request.approvalExecution}`;
     try {
       await options.audit.record({
         actor: actorOf(identity),

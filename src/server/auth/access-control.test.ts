@@ -52,6 +52,9 @@ const EXPECTED: Record<string, { action: string; allowed: readonly string[] | '@
   'DELETE /api/v1/tokens/:id': { action: 'token:revoke', allowed: ADMIN },
   'GET /api/v1/audit': { action: 'audit:list', allowed: ['platform-admin', 'platform-reader'] },
   'GET /api/v1/audit/verify': { action: 'audit:verify', allowed: ['platform-admin', 'platform-reader'] },
+  'GET /api/v1/approvals': { action: 'approval:list', allowed: ['platform-admin', 'platform-reader'] },
+  'POST /api/v1/approvals/:id/approve': { action: 'approval:approve', allowed: ADMIN },
+  'POST /api/v1/approvals/:id/reject': { action: 'approval:reject', allowed: ADMIN },
 };
 
 /** A request that reaches each route's handler when authorized (bodies need not be valid). */

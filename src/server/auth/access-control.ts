@@ -18,6 +18,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the access-control hook on every authenticated request. */
     identity?: Identity;
+    /**
+     * Set when the policy allows the action only with approval:required; the approval gate
+     * (src/server/approvals/approval-gate.ts) then holds the request unless it is the
+     * execution of an approved one.
+     */
+    approvalRequired?: boolean;
   }
 }
 
@@ -58,6 +64,11 @@ export function installAccessControl(
     limits?: RateLimiter;
     /** Records every authentication failure and every denied request. */
     audit?: AuditWriter;
+    /**
+     * An approval gate is installed (approvals/approval-gate.ts): rules with approval:required
+     * mark the request instead of refusing it. Without one they refuse (fail closed).
+     */
+    approvals?: boolean;
   },
 ): RegisteredRoute[] {
   const routes: RegisteredRoute[] = [];
@@ -117,7 +128,7 @@ export function installAccessControl(
     }
     const actor = actorOf(identity);
     try {
-      authorize(options.policy, identity, action);
+      if (authorize(options.policy, identity, action, { approvals: options.approvals === true }) === 'approval-required') request.approvalRequired = true;
     } catch (err) {
       if (!(err instanceof IngotError)) throw err;
       return refuse(actor, identity.roles, action, err);
@@ -145,6 +156,6 @@ export function auditTarget(action: Action, request: { params: unknown }): { kin
   const params = (request.params ?? {}) as { name?: unknown; id?: unknown };
   const name = typeof params.name === 'string' ? params.name : typeof params.id === 'string' ? params.id : '';
   const resource = action.split(':')[0]!;
-  const kind = { host: 'Host', secret: 'Secret', token: 'Token', audit: 'Audit', api: 'Api', agent: 'Agent' }[resource] ?? resource;
+  const kind = { host: 'Host', secret: 'Secret', token: 'Token', audit: 'Audit', api: 'Api', agent: 'Agent', approval: 'Approval' }[resource] ?? resource;
   return { kind, name: name.slice(0, 253), project: '' };
 }

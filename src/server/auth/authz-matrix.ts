@@ -21,7 +21,7 @@ export function renderAuthzMatrix(policy: Policy, routes: { api: readonly Regist
   lines.push('`src/server/auth/authz-matrix.ts`; do not edit by hand. A test fails when this file is stale.');
   lines.push('');
   lines.push('Rules use the policy language: `role:NAME`, `@` (any authenticated identity), `!` (nobody),');
-  lines.push('`approval:required` (parsed; approvals are not implemented yet, so it denies), `and`, `or`, parentheses.');
+  lines.push('`approval:required` (a host change is held until a different identity approves it, see docs/approvals.md; any other action with it is denied), `and`, `or`, parentheses.');
   lines.push('Override them with `ingot server --policy-file FILE` (YAML: `action: "rule"`); `kill -HUP` reloads it,');
   lines.push('and a file with an unknown action or role or a syntax error is refused (the running policy stays).');
   lines.push('');

@@ -24,6 +24,9 @@ export const ACTIONS = {
   'token:revoke': 'revoke an API token',
   'audit:list': 'read the audit trail',
   'audit:verify': "verify the audit trail's hash chain",
+  'approval:list': 'list approvals of held destructive changes (two-person rule)',
+  'approval:approve': "approve someone else's held change, which then runs with the approver's authority",
+  'approval:reject': 'reject a held change',
   'agent:lookup': 'agent: find the host this boot belongs to',
   'agent:heartbeat': 'agent: report that it is alive',
   'agent:commands': 'agent: fetch commands to run',
@@ -92,6 +95,9 @@ export const DEFAULT_RULES: Rules = {
   'token:revoke': ADMIN,
   'audit:list': READERS,
   'audit:verify': READERS,
+  'approval:list': READERS,
+  'approval:approve': ADMIN,
+  'approval:reject': ADMIN,
   'agent:lookup': AGENT,
   'agent:heartbeat': AGENT,
   'agent:commands': AGENT,
@@ -176,14 +182,25 @@ export interface Identity {
   description?: string;
 }
 
-/** Throws 403 INGOT_ERR_FORBIDDEN naming the action unless the identity's roles satisfy its rule. */
-export function authorize(policy: Policy, identity: Identity, action: Action): void {
-  if (isAllowed(policy, identity.roles, action)) return;
+/** Whether the roles would satisfy the action's rule once another identity approves (approval:required true). */
+export function isAllowedWithApproval(policy: Policy, roles: readonly string[], action: Action): boolean {
+  const rule = policy.rules[action];
+  return rule !== undefined && evaluateRule(rule, roles, true);
+}
+
+/**
+ * Throws 403 INGOT_ERR_FORBIDDEN naming the action unless the identity's roles satisfy its rule.
+ * With `approvals` (the server holds changes for a second person, src/server/approvals/), a
+ * rule satisfied only through approval:required answers 'approval-required' instead of throwing.
+ */
+export function authorize(policy: Policy, identity: Identity, action: Action, options: { approvals?: boolean } = {}): 'allowed' | 'approval-required' {
+  if (isAllowed(policy, identity.roles, action)) return 'allowed';
+  if (options.approvals && isAllowedWithApproval(policy, identity.roles, action)) return 'approval-required';
   const rule = policy.rules[action];
   const held = identity.roles.length > 0 ? identity.roles.join(', ') : 'none';
   const roles = rule ? rolesIn(rule) : [];
   const hint = rule && requiresApproval(rule)
-    ? `the policy requires an approval for it (${formatRule(rule)}), and approvals are not available yet`
+    ? `the policy requires an approval for it (${formatRule(rule)}), and this request cannot be held for one (approvals cover host changes only)`
     : `ask a platform admin for a token with one of: ${roles.length > 0 ? roles.join(', ') : '(no role: denied by policy)'}`;
   throw new IngotError('INGOT_ERR_FORBIDDEN', `action ${action} (${ACTIONS[action]}) is not allowed for your roles (${held}); ${hint}`);
 }

@@ -2,8 +2,9 @@
 //   role:NAME            the identity holds role NAME
 //   @                    any authenticated identity
 //   !                    nobody
-//   approval:required    a second person must approve (parsed and kept; approvals are not
-//                        implemented yet, so it evaluates to false: such rules fail closed)
+//   approval:required    a second person must approve: false on its own request (fail closed),
+//                        true when evaluated for a request another identity approved
+//                        (src/server/approvals/)
 //   A and B, A or B, ( … )   `and` binds tighter than `or`
 // Parsed once into an AST when the policy loads; a syntax error names the 1-based column.
 export type RuleExpression =
@@ -99,8 +100,11 @@ export function parseRule(text: string): RuleExpression {
   return expression;
 }
 
-/** Whether the roles satisfy the rule. approval:required is false until approvals exist (fail closed). */
-export function evaluateRule(rule: RuleExpression, roles: readonly string[]): boolean {
+/**
+ * Whether the roles satisfy the rule. approval:required is `approved`: false for a request on
+ * its own (fail closed); true when asking "would it be allowed once another identity approves?".
+ */
+export function evaluateRule(rule: RuleExpression, roles: readonly string[], approved = false): boolean {
   switch (rule.type) {
     case 'role':
       return roles.includes(rule.role);
@@ -109,11 +113,11 @@ export function evaluateRule(rule: RuleExpression, roles: readonly string[]): bo
     case 'none':
       return false;
     case 'approval':
-      return false;
+      return approved;
     case 'and':
-      return rule.items.every((r) => evaluateRule(r, roles));
+      return rule.items.every((r) => evaluateRule(r, roles, approved));
     case 'or':
-      return rule.items.some((r) => evaluateRule(r, roles));
+      return rule.items.some((r) => evaluateRule(r, roles, approved));
   }
 }
 

@@ -10,6 +10,7 @@ import { openStore } from '../../store/open-store.js';
 import type { Store } from '../../store/store.js';
 import { buildAgentServer } from '../agent-server.js';
 import { buildApiServer } from '../api-server.js';
+import type { ApprovalConfig } from '../approvals/approval-gate.js';
 import { createPolicy, type Policy } from '../auth/policy.js';
 import { generateToken, hashToken } from '../auth/tokens.js';
 import { createLogger } from '../logger.js';
@@ -72,7 +73,7 @@ export async function addToken(store: Store, roles: string[], opts: { type?: 'ap
 }
 
 export async function startApiFixture(
-  options: { policy?: Policy; bodyLimit?: number; watchPollMs?: number; watchHeartbeatMs?: number; rateLimits?: RateLimitConfig; now?: () => number; maxTokenLifetimeSeconds?: number } = {},
+  options: { policy?: Policy; bodyLimit?: number; watchPollMs?: number; watchHeartbeatMs?: number; rateLimits?: RateLimitConfig; now?: () => number; maxTokenLifetimeSeconds?: number; approvals?: Partial<ApprovalConfig> | false } = {},
 ): Promise<ApiFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ingot-api-'));
   const store = await openStore({ database: join(dir, 'ingot.db') });
@@ -97,6 +98,7 @@ export async function startApiFixture(
     // Off unless a test asks: suites that make hundreds of calls must not trip the defaults.
     rateLimits: options.rateLimits ?? false,
     ...(options.now ? { now: options.now } : {}),
+    ...(options.approvals !== undefined ? { approvals: options.approvals } : {}),
     ...(options.maxTokenLifetimeSeconds ? { maxTokenLifetimeSeconds: options.maxTokenLifetimeSeconds } : {}),
     ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
     ...(options.watchPollMs ? { watchPollMs: options.watchPollMs } : {}),

@@ -7,6 +7,7 @@ import { initialMigration } from './0001-initial.js';
 import { auditMigration } from './0002-audit.js';
 import { agentMigration } from './0003-agent.js';
 import { ipamMigration } from './0004-ipam.js';
+import { approvalsMigration } from './0005-approvals.js';
 
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
@@ -14,6 +15,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0002-audit': auditMigration(dialect),
     '0003-agent': agentMigration(dialect),
     '0004-ipam': ipamMigration(dialect),
+    '0005-approvals': approvalsMigration(dialect),
   };
 }
 
