@@ -2,7 +2,9 @@
 // as the machine (until power goes), a CD boot of anything else runs nothing, a disk boot
 // records the partition table and config drive found, and the failDriveWrites fault makes the
 // agent's disk writes fail. Against a real lab in a temp dir and, for the agent, a minimal
-// agent API on 127.0.0.1 that answers lookup and holds the long poll.
+// agent API on 127.0.0.1 that answers lookup and holds the long poll. The agents run in the
+// lab process here (agentProcesses 'shared'); test/lab-agent-processes.test.ts runs them as
+// child processes.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -46,7 +48,7 @@ beforeAll(async () => {
   apiUrl = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
   const profile = join(dir, 'profile.yaml');
   writeFileSync(profile, 'groups:\n  - {count: 2, cpus: 1, ramGiB: 2, disks: [{sizeMiB: 8, type: nvme}, {sizeMiB: 4, type: sata}]}\n');
-  lab = await startLab({ hosts: 2, listen: '127.0.0.1:0', dataDir: join(dir, 'lab'), profile, powerTransitionMs: 10, agents: { backoff: { initialMs: 20, maxMs: 100 } } });
+  lab = await startLab({ hosts: 2, listen: '127.0.0.1:0', dataDir: join(dir, 'lab'), profile, powerTransitionMs: 10, agentProcesses: 'shared', agents: { backoff: { initialMs: 20, maxMs: 100 } } });
 });
 
 afterAll(async () => {
@@ -85,7 +87,7 @@ describe('lab agent boots', () => {
     const record = await bootFrom(system, 'Cd', `${apiUrl}/medium.iso`);
     // 1. The agent read its boot configuration from the medium and looked itself up.
     await until('the agent lookup', () => (seen.includes('POST /agent/v1/lookup') ? true : undefined));
-    expect(record.agent).toEqual({ started: true, hostUid: 'host-uid-1', bootId: 'boot-1' });
+    expect(record.agent).toEqual({ started: true, mode: 'in-process', hostUid: 'host-uid-1', bootId: 'boot-1' });
     expect(lab.agents!.runningSystems).toEqual([system.id]);
     await until('a long poll', () => (seen.includes('GET /agent/v1/commands') ? true : undefined));
     // 2. Power off: the agent stops.

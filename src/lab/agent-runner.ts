@@ -4,9 +4,13 @@
 // system's description; a system that boots from its disk gets its partition table and config
 // drive read and recorded in the boot log, as a booting OS would find them.
 //
-// Every agent runs in this process: one lab process holds many agent instances, each with its
-// own boot configuration (token), state and disks, as a large lab needs. The agent code is the
-// same as on a real host; only the MachineAccess differs (file-machine.ts).
+// Where an agent runs (agent-process.ts): with processes 'per-agent' each agent is its own
+// `ingot agent --boot-iso ISO --machine MACHINE` child process, the files in
+// DATA_DIR/systems/<id>/agent/; with 'shared' it runs in this process, one lab process holding
+// many agent instances, each with its own boot configuration (token), state and disks, as a
+// large lab needs. The agent code is the same as on a real host either way; only the
+// MachineAccess differs (file-machine.ts). A system whose drive-write fault is set when it boots
+// runs its agent in-process for that boot, since the fault wraps the machine here.
 //
 // Network: the lab fetches boot media only from loopback or from the address the lab itself is
 // bound to (the media URL is the agent API the server told the BMC to use). A medium elsewhere
@@ -14,12 +18,14 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { runAgent, type AgentExit, type RunAgentOptions } from '../agent/agent.js';
 import { createFileMachine, type MachineDescription } from '../agent/file-machine.js';
 import type { MachineAccess } from '../agent/machine.js';
 import { readBootConfigFromIso } from '../images/boot-config-iso.js';
 import { readGptPartitions, type SectorIo } from '../images/gpt.js';
 import { readIso9660 } from '../images/iso9660.js';
+import { ingotEntry, startAgentProcess, type AgentProcesses } from './agent-process.js';
 import type { FaultBook } from './faults.js';
 import { ensureDiskFile, type BootRecord, type DiskFindings, type SystemState } from './lab-model.js';
 
@@ -43,6 +49,14 @@ export interface LabAgentRunnerOptions {
   fetchTimeoutMs?: number;
   /** Passed to every agent (backoff, long-poll wait, qemu-img limits); never the boot config or machine. */
   agent?: Pick<RunAgentOptions, 'backoff' | 'commandWaitSeconds' | 'conversion' | 'minRootDiskBytes'>;
+  /**
+   * 'per-agent': each agent is its own child process; 'shared' (default): agents run in this
+   * process. startLab picks one with chooseAgentProcesses. A child gets `agent` minus
+   * conversion.availableMemory (a function cannot cross a process boundary).
+   */
+  processes?: AgentProcesses;
+  /** How long a stopped agent process gets after SIGTERM before SIGKILL (default 5 s). */
+  stopGraceMs?: number;
 }
 
 const silent: LabAgentLog = { info() {}, warn() {} };
@@ -91,7 +105,10 @@ export async function machineDescriptionOf(dataDir: string, system: SystemState)
 
 /** The machine the agent of `system` runs on: its description, its drive files, its drive faults. */
 export async function labMachineFor(dataDir: string, system: SystemState, faults: FaultBook): Promise<MachineAccess> {
-  const description = await machineDescriptionOf(dataDir, system);
+  return labMachineFrom(await machineDescriptionOf(dataDir, system), system, faults);
+}
+
+function labMachineFrom(description: MachineDescription, system: SystemState, faults: FaultBook): MachineAccess {
   return withDriveFaults(createFileMachine(description), system, description.disks.map((d) => d.name), faults);
 }
 
@@ -266,6 +283,28 @@ export class LabAgentRunner {
     this.#opts.save();
   }
 
+  /** Where this runner starts agents (see LabAgentRunnerOptions.processes). */
+  get processes(): AgentProcesses {
+    return this.#opts.processes ?? 'shared';
+  }
+
+  /** The child-process entry, or undefined (with one warning) when agents run in this process. */
+  #processEntry(system: SystemState): string | undefined {
+    if (this.processes !== 'per-agent') return undefined;
+    if (this.#opts.faults.get(system.id).failDriveWrites.length > 0) {
+      this.#log.info('running the agent in-process: the system has a failDriveWrites fault, which only an in-process machine applies', { system: system.id });
+      return undefined;
+    }
+    const entry = ingotEntry();
+    if (!entry && !this.#warnedNoEntry) {
+      this.#warnedNoEntry = true;
+      this.#log.warn('the compiled CLI (dist/) is missing, so agents run in the lab process instead of one process each; run `npm run build`');
+    }
+    return entry;
+  }
+
+  #warnedNoEntry = false;
+
   async #startAgent(system: SystemState, record: BootRecord, mediaUrl: string): Promise<void> {
     const stop = new AbortController();
     let resolveDone!: (exit: AgentExit | undefined) => void;
@@ -289,19 +328,53 @@ export class LabAgentRunner {
       return fail(`the lab fetches boot media only from loopback or its own address, not ${url.host}`);
     }
     let bootConfig;
-    let machine: MachineAccess;
+    let medium: Buffer;
+    let description: MachineDescription;
     try {
-      const medium = await fetchMedium(mediaUrl, this.#opts.fetchTimeoutMs ?? 30_000);
+      medium = await fetchMedium(mediaUrl, this.#opts.fetchTimeoutMs ?? 30_000);
       bootConfig = readBootConfigFromIso(medium);
-      machine = await labMachineFor(this.#opts.dataDir, system, this.#opts.faults);
+      description = await machineDescriptionOf(this.#opts.dataDir, system);
     } catch (err) {
       return fail(`the boot medium is not an Ingot agent medium: ${(err as Error).message}`);
     }
     if (stop.signal.aborted) return resolveDone(undefined);
-    record.agent = { started: true, hostUid: bootConfig.hostUid, bootId: bootConfig.bootId };
-    this.#opts.save();
     const log = this.#log;
     const fields = { system: system.id, bootId: bootConfig.bootId };
+    const entry = this.#processEntry(system);
+    if (entry) {
+      let child;
+      try {
+        const { conversion, ...rest } = this.#opts.agent ?? {};
+        child = await startAgentProcess({
+          dir: join(this.#opts.dataDir, 'systems', system.id, 'agent'),
+          entry,
+          medium,
+          description,
+          tuning: {
+            ...rest,
+            ...(conversion ? { conversion: { ...(conversion.minFreeMemoryBytes !== undefined ? { minFreeMemoryBytes: conversion.minFreeMemoryBytes } : {}), ...(conversion.memoryLimitBytes !== undefined ? { memoryLimitBytes: conversion.memoryLimitBytes } : {}) } } : {}),
+          },
+          ...(this.#opts.stopGraceMs !== undefined ? { stopGraceMs: this.#opts.stopGraceMs } : {}),
+        });
+      } catch (err) {
+        return fail(`the agent process could not start: ${(err as Error).message}`);
+      }
+      // A power-off while the files were being written: stop what just started.
+      const onStop = () => void child.stop();
+      if (stop.signal.aborted) onStop();
+      else stop.signal.addEventListener('abort', onStop, { once: true });
+      record.agent = { started: true, mode: 'process', pid: child.pid, hostUid: bootConfig.hostUid, bootId: bootConfig.bootId };
+      this.#opts.save();
+      log.info('agent process started', { ...fields, pid: child.pid });
+      const exit = await child.done;
+      stop.signal.removeEventListener('abort', onStop);
+      log.info('agent process exited', { ...fields, pid: child.pid, code: exit.code, signal: exit.signal });
+      if (this.#running.get(system.id)?.stop === stop) this.#running.delete(system.id);
+      return resolveDone(undefined);
+    }
+    const machine = labMachineFrom(description, system, this.#opts.faults);
+    record.agent = { started: true, mode: 'in-process', hostUid: bootConfig.hostUid, bootId: bootConfig.bootId };
+    this.#opts.save();
     try {
       const exit = await runAgent({
         bootConfig,

@@ -84,7 +84,11 @@ export interface BootRecord {
   secureBoot: boolean;
   override: BootOverrideEnabled;
   /** For cd boots of an Ingot agent medium: what the lab did with it (agent-runner.ts). */
-  agent?: { started: boolean; hostUid?: string; bootId?: string; error?: string };
+  /**
+   * For cd boots of an agent medium: whether the agent started, and where it runs: 'process' (its
+   * own `ingot agent` child process, pid given) or 'in-process' (inside the lab process).
+   */
+  agent?: { started: boolean; mode?: 'process' | 'in-process'; pid?: number; hostUid?: string; bootId?: string; error?: string };
   /** For hdd boots: what the lab found on the boot disk (added shortly after the boot). */
   disk?: DiskFindings;
 }

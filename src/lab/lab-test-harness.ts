@@ -45,6 +45,7 @@ export class LabHarness {
       ...(opts.profile ? { profile: opts.profile } : {}),
       ...(opts.agents !== undefined ? { agents: opts.agents } : {}),
       ...(opts.agentLog ? { agentLog: opts.agentLog } : {}),
+      ...(opts.agentProcesses ? { agentProcesses: opts.agentProcesses } : {}),
     });
     return new LabHarness(lab, await readFile(lab.caFile, 'utf8'), dataDir);
   }

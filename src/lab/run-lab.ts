@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { chooseAgentProcesses, type AgentProcessesOption } from './agent-process.js';
 import { LabAgentRunner, type LabAgentLog, type LabAgentRunnerOptions } from './agent-runner.js';
 import { FaultBook } from './faults.js';
 import { ensureLabCa } from './lab-ca.js';
@@ -29,6 +30,12 @@ export interface StartLabOptions {
    * An object passes agent options (backoff, long-poll wait, qemu-img limits).
    */
   agents?: boolean | NonNullable<LabAgentRunnerOptions['agent']>;
+  /**
+   * Where agents run (agent-process.ts): 'per-agent' (an `ingot agent` child process each, files
+   * and log in DATA_DIR/systems/<id>/agent/), 'shared' (all in the lab process, for large labs),
+   * or 'auto' (default): per-agent up to PER_AGENT_MAX_SYSTEMS (32) systems, shared above.
+   */
+  agentProcesses?: AgentProcessesOption;
   /** Where agent logs go (default: dropped). */
   agentLog?: LabAgentLog;
 }
@@ -91,6 +98,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   if (!Number.isInteger(powerTransitionMs) || powerTransitionMs < 0 || powerTransitionMs > 600_000) {
     throw new Error(`powerTransitionMs must be an integer from 0 to 600000; got ${powerTransitionMs}`);
   }
+  const agentProcesses = chooseAgentProcesses(opts.agentProcesses, opts.hosts);
   const { host, port } = parseListen(opts.listen);
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const profile = opts.profile ? await loadProfile(opts.profile) : undefined;
@@ -105,6 +113,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
           dataDir: opts.dataDir,
           faults,
           save: () => fleetRef?.save(),
+          processes: agentProcesses,
           ...(opts.agentLog ? { log: opts.agentLog } : {}),
           ...(typeof opts.agents === 'object' ? { agent: opts.agents } : {}),
         });

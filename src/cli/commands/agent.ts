@@ -13,6 +13,11 @@ interface AgentOptions {
   bootIso?: string;
   machine?: string;
   iMeanItWriteDisks?: boolean;
+  backoffMs?: string;
+  commandWaitSeconds?: string;
+  minRootDiskBytes?: string;
+  conversionMinFreeMemoryBytes?: string;
+  conversionMemoryLimitBytes?: string;
 }
 
 export function registerAgent(program: Command, ctx: CommandContext): void {
@@ -23,6 +28,11 @@ export function registerAgent(program: Command, ctx: CommandContext): void {
     .option('--boot-iso <file>', 'the boot medium (ISO 9660) holding ingot/boot_config.json')
     .option('--machine <file>', 'a lab machine description (JSON: hardware and disk image files) instead of this host')
     .option('--i-mean-it-write-disks', 'allow writing this host\'s real block devices (Linux only)')
+    .option('--backoff-ms <initial,max>', 'retry delay after a failed call: first and largest, in ms (default 1000,60000)')
+    .option('--command-wait-seconds <n>', 'long-poll wait to ask of the server (default: what lookup says)')
+    .option('--min-root-disk-bytes <n>', 'smallest disk a deploy may choose as the root disk')
+    .option('--conversion-min-free-memory-bytes <n>', 'free memory qemu-img conversion needs before it starts')
+    .option('--conversion-memory-limit-bytes <n>', 'address-space limit for qemu-img conversion')
     .addHelpText('after', '\nThe agent exits when its session ends (the server revoked its token) or on Ctrl-C.')
     .action(
       ctx.run(async (opts: AgentOptions) => {
@@ -32,6 +42,11 @@ export function registerAgent(program: Command, ctx: CommandContext): void {
           ...(opts.bootIso ? ['--boot-iso', opts.bootIso] : []),
           ...(opts.machine ? ['--machine', opts.machine] : []),
           ...(opts.iMeanItWriteDisks ? ['--i-mean-it-write-disks'] : []),
+          ...(opts.backoffMs !== undefined ? ['--backoff-ms', opts.backoffMs] : []),
+          ...(opts.commandWaitSeconds !== undefined ? ['--command-wait-seconds', opts.commandWaitSeconds] : []),
+          ...(opts.minRootDiskBytes !== undefined ? ['--min-root-disk-bytes', opts.minRootDiskBytes] : []),
+          ...(opts.conversionMinFreeMemoryBytes !== undefined ? ['--conversion-min-free-memory-bytes', opts.conversionMinFreeMemoryBytes] : []),
+          ...(opts.conversionMemoryLimitBytes !== undefined ? ['--conversion-memory-limit-bytes', opts.conversionMemoryLimitBytes] : []),
         ];
         const stop = new AbortController();
         const onSignal = () => stop.abort();

@@ -2,6 +2,7 @@
 // src/lab: start it, enroll its systems into an Ingot server, and inject faults.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { AGENT_PROCESSES_OPTIONS, PER_AGENT_MAX_SYSTEMS, type AgentProcessesOption } from '../../lab/agent-process.js';
 import { enrollLab } from '../../lab/enroll.js';
 import { LabAdminClient } from '../../lab/lab-fault-client.js';
 import { startLab } from '../../lab/run-lab.js';
@@ -25,7 +26,10 @@ export function registerLab(program: Command, ctx: CommandContext): void {
     .option('--data-dir <dir>', 'where the lab keeps its state, CA and credentials', DEFAULT_LAB_DIR)
     .option('--profile <file>', 'hardware profile (YAML/JSON)')
     .option('--power-transition <ms>', 'how long power on/off takes', '1000')
-    .action(ctx.run(async (opts: { hosts: string; listen: string; dataDir: string; profile?: string; powerTransition: string }) => {
+    .option('--agent-processes <mode>', `where booted agents run: per-agent (an \`ingot agent\` process each), shared (all in the lab process), auto (per-agent up to ${PER_AGENT_MAX_SYSTEMS} hosts)`, 'auto')
+    .action(ctx.run(async (opts: { hosts: string; listen: string; dataDir: string; profile?: string; powerTransition: string; agentProcesses: string }) => {
+      if (!(AGENT_PROCESSES_OPTIONS as readonly string[]).includes(opts.agentProcesses)) throw new CliError(`--agent-processes ${opts.agentProcesses}: use one of ${AGENT_PROCESSES_OPTIONS.join(', ')}`);
+      const agentProcesses = opts.agentProcesses as AgentProcessesOption;
       const hosts = Number(opts.hosts);
       if (!Number.isInteger(hosts) || hosts < 1) throw new CliError(`--hosts ${opts.hosts}: use a whole number of at least 1`);
       const powerTransitionMs = Number(opts.powerTransition);
@@ -34,11 +38,12 @@ export function registerLab(program: Command, ctx: CommandContext): void {
       const dataDir = resolve(opts.dataDir);
       let running;
       try {
-        running = await startLab({ hosts, listen: opts.listen, dataDir, powerTransitionMs, ...(opts.profile ? { profile: opts.profile } : {}) });
+        running = await startLab({ hosts, listen: opts.listen, dataDir, powerTransitionMs, agentProcesses, ...(opts.profile ? { profile: opts.profile } : {}) });
       } catch (err) {
         throw new CliError((err as Error).message);
       }
       ctx.out.write(`Ingot lab: ${running.systems.length} simulated servers, Redfish at ${running.url}\n`);
+      if (running.agents) ctx.out.write(`Agents: ${running.agents.processes === 'per-agent' ? 'one process each (logs in DATA_DIR/systems/<id>/agent/agent.log)' : 'in the lab process'}\n`);
       ctx.out.write(`Lab CA: ${running.caFile}\nBMC credentials: ${running.credentialsFile} (owner-only)\n`);
       ctx.out.write(`Enroll them into a server: ingot lab enroll --data-dir ${opts.dataDir} (uses INGOT_SERVER / INGOT_TOKEN or \`ingot login\`)\n`);
       ctx.out.write('Press Ctrl-C to stop.\n');
