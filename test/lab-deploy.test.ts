@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hostApi, inState } from './support/host-api.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readGptPartitions } from '../src/images/gpt.js';
 import { enrollLab } from '../src/lab/enroll.js';
@@ -99,35 +100,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function api<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${server.apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': contentType } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
-
-async function patchHost(name: string, patch: unknown): Promise<void> {
-  const r = await api('PATCH', `/api/v1/hosts/${name}`, patch, 'application/merge-patch+json');
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-}
-
-async function waitForHost(name: string, what: string, check: (h: Host) => boolean, timeoutMs = 90_000): Promise<Host> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await api<Host>('GET', `/api/v1/hosts/${name}`);
-    if (r.status === 200 && check(r.body)) return r.body;
-    if (Date.now() > deadline) {
-      const s = r.body?.status;
-      throw new Error(`host ${name} did not reach "${what}": state ${s?.provisioning.state}, errorType "${s?.errorType}", errorMessage "${s?.errorMessage}"`);
-    }
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
-
-const inState = (state: string) => (h: Host) => h.status.provisioning.state === state;
+const { api, patchHost, waitForHost } = hostApi(() => ({ apiUrl: server.apiUrl, token }));
 const bootLog = (i: number): BootRecord[] => lab.lab.fleet.get(lab.sys(i))!.bootLog;
 const diskOf = (i: number) => readFileSync(diskPath(lab.dataDir, lab.sys(i), 0));
 const sectorIo = (data: Buffer) => ({ size: data.length, read: async (o: number, l: number) => data.subarray(o, o + l), write: async () => {} });

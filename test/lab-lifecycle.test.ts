@@ -7,6 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hostApi, inState } from './support/host-api.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollLab, type EnrollResult } from '../src/lab/enroll.js';
 import { LabAdminClient } from '../src/lab/lab-fault-client.js';
@@ -55,49 +56,12 @@ afterAll(async () => {
 
 // ---- the API over real HTTP --------------------------------------------------------------------
 
-async function api<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${server.apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': contentType } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
-
-async function getHost(name: string): Promise<Host | undefined> {
-  const r = await api<Host>('GET', `/api/v1/hosts/${name}`);
-  if (r.status === 404) return undefined;
-  expect(r.status).toBe(200);
-  return r.body;
-}
-
-async function patchHost(name: string, patch: unknown): Promise<void> {
-  const r = await api('PATCH', `/api/v1/hosts/${name}`, patch, 'application/merge-patch+json');
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-}
+const { api, getHost, patchHost, waitForHost } = hostApi(() => ({ apiUrl: server.apiUrl, token }));
 
 async function putSecret(name: string, stringData: Record<string, string>): Promise<void> {
   const r = await api('PUT', `/api/v1/secrets/${name}`, { apiVersion: API_VERSION, kind: 'Secret', metadata: { name }, stringData });
   expect([200, 201], JSON.stringify(r.body)).toContain(r.status);
 }
-
-/** Polls the host until `check` passes; the failure message shows where the host was. */
-async function waitForHost(name: string, what: string, check: (h: Host) => boolean, timeoutMs = 60_000): Promise<Host> {
-  const deadline = Date.now() + timeoutMs;
-  let last: Host | undefined;
-  for (;;) {
-    last = await getHost(name);
-    if (last && check(last)) return last;
-    if (Date.now() > deadline) {
-      const s = last?.status;
-      throw new Error(`host ${name} did not reach "${what}": state ${s?.provisioning.state}, errorType "${s?.errorType}", errorMessage "${s?.errorMessage}", waitingFor "${s?.waitingFor}"`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const inState = (state: string) => (h: Host) => h.status.provisioning.state === state;
 
 async function waitForPower(i: number, state: 'On' | 'Off'): Promise<void> {
   await lab.until(`lab system ${lab.sys(i)} power ${state}`, async () => ((await lab.powerState(i)) === state ? true : undefined), 30_000);
