@@ -8,6 +8,7 @@ import { HostInput, initialHostStatus, type HostSpec } from '../../model/host.js
 import { parseLabelSelector } from '../../model/label-selector.js';
 import type { StoredResource } from '../../store/store.js';
 import { admitHost } from '../admission/host-admission.js';
+import { checkReservedMetadata } from '../admission/reserved-metadata.js';
 import { authorize } from '../auth/policy.js';
 import { parseResourceVersion, toEnvelope, toList } from '../envelope.js';
 import { humanizeSchemaErrors, type SchemaError } from '../validation-messages.js';
@@ -121,6 +122,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       },
       handler: async (request, reply) => {
         const body = request.body;
+        checkReservedMetadata(request.identity!, { labels: {}, annotations: {} }, { labels: body.metadata.labels ?? {}, annotations: body.metadata.annotations ?? {} });
         const created = await store.transaction(async (tx) => {
           await admitHost(tx, body, admission);
           return tx.create({
@@ -177,6 +179,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
             if (expected !== undefined) {
               throw new IngotError('INGOT_ERR_CONFLICT', `Host "${name}" does not exist, but metadata.resourceVersion ${expected} was given; remove metadata.resourceVersion to create it`);
             }
+            checkReservedMetadata(request.identity!, { labels: {}, annotations: {} }, { labels: body.metadata.labels ?? {}, annotations: body.metadata.annotations ?? {} });
             await admitHost(tx, body, admission);
             const created = await tx.create({
               kind: KIND,
@@ -190,6 +193,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
             return { created: true, host: created };
           }
           checkWritable(existing, expected);
+          checkReservedMetadata(request.identity!, existing, { labels: body.metadata.labels ?? {}, annotations: body.metadata.annotations ?? {} });
           await admitHost(tx, body, admission);
           const updated = await tx.replace({
             ...existing,
@@ -240,6 +244,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
             throw validationError(humanizeSchemaErrors((validate.errors ?? []) as SchemaError[]));
           }
           const spec = next.spec as HostSpec;
+          checkReservedMetadata(request.identity!, existing, next.metadata);
           await admitHost(tx, { metadata: next.metadata, spec }, admission);
           return tx.replace({ ...existing, labels: next.metadata.labels, annotations: next.metadata.annotations, spec: spec as Record<string, unknown> });
         });
