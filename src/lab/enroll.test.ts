@@ -12,6 +12,8 @@ describe('enrollLab', () => {
   let server: Server;
   let base: string;
   const seen: Array<{ method: string; url: string; auth: string | undefined; body: any }> = [];
+  /** Requests still to answer with 429 (the server's rate limit), to prove enrollment waits them out. */
+  let rateLimited = 0;
   beforeAll(async () => {
     h = await LabHarness.start({ hosts: 3 });
     server = createServer((req, res) => {
@@ -20,6 +22,11 @@ describe('enrollLab', () => {
       req.on('end', () => {
         if (req.headers.authorization !== 'Bearer tok-123') {
           res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'INGOT_ERR_UNAUTHENTICATED', message: 'authentication required' }));
+          return;
+        }
+        if (rateLimited > 0) {
+          rateLimited -= 1;
+          res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1' }).end(JSON.stringify({ code: 'INGOT_ERR_RATE_LIMITED', message: 'rate limit reached' }));
           return;
         }
         seen.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: JSON.parse(Buffer.concat(chunks).toString()) });
@@ -63,5 +70,14 @@ describe('enrollLab', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/HTTP 401: authentication required/);
     expect((err as Error).message).not.toContain('wrong');
+  });
+
+  it('waits out HTTP 429 as Retry-After says and still enrolls every system', async () => {
+    seen.length = 0;
+    rateLimited = 2;
+    const result = await enrollLab({ dataDir: h.dataDir, server: base, token: 'tok-123', systems: [h.sys(0)] });
+    expect(result.hosts.map((x) => x.name)).toEqual([h.sys(0)]);
+    expect(rateLimited).toBe(0);
+    expect(seen.map((s) => s.url)).toEqual(['/api/v1/secrets/lab-ca', `/api/v1/secrets/${h.sys(0)}-bmc`, `/api/v1/hosts/${h.sys(0)}`]);
   });
 });

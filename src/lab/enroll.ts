@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { API_VERSION } from '../model/envelope.js';
 import { readLabState } from './lab-fleet.js';
 
+
+/** How many times one PUT is retried after HTTP 429 before enrollment gives up. */
+const MAX_RATE_LIMITED_ATTEMPTS = 20;
 export const LAB_CA_SECRET = 'lab-ca';
 
 export interface EnrollLabOptions {
@@ -65,11 +68,20 @@ export async function enrollLab(opts: EnrollLabOptions): Promise<EnrollResult> {
   const caPem = await readFile(join(opts.dataDir, 'ca', 'ca.crt'), 'utf8');
 
   const put = async (path: string, body: unknown): Promise<void> => {
-    const res = await doFetch(`${base}${path}`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${opts.token}`, 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(body),
-    });
+    let res: Response;
+    // PUT is idempotent, so a 429 (the server's per-identity rate limit, which a large lab
+    // reaches) is waited out as its Retry-After says, a bounded number of times.
+    for (let attempt = 1; ; attempt++) {
+      res = await doFetch(`${base}${path}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${opts.token}`, 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (res.status !== 429 || attempt >= MAX_RATE_LIMITED_ATTEMPTS) break;
+      await res.arrayBuffer().catch(() => undefined);
+      const retryAfter = Number(res.headers.get('retry-after'));
+      await new Promise((r) => setTimeout(r, (Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 30) : 1) * 1000 * (1 + Math.random() / 2)));
+    }
     if (!res.ok) {
       const text = (await res.text().catch(() => '')).slice(0, 500);
       let msg = text;
