@@ -14,6 +14,7 @@ export const ERROR_CATALOGUE = {
   INGOT_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'unsupported content type' },
   INGOT_ERR_UNPROCESSABLE: { status: 422, title: 'the request is well-formed but cannot be applied' },
   INGOT_ERR_RATE_LIMITED: { status: 429, title: 'too many requests' },
+  INGOT_ERR_QUOTA_EXCEEDED: { status: 403, title: 'a hard project quota would be exceeded' },
   INGOT_ERR_INTERNAL: { status: 500, title: 'internal error' },
   INGOT_ERR_NOT_IMPLEMENTED: { status: 501, title: 'not implemented yet' },
   INGOT_ERR_UNAVAILABLE: { status: 503, title: 'service unavailable' },

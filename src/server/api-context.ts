@@ -1,4 +1,5 @@
 // What the public API's routes share: built once by buildApiServer and handed to each route plugin.
+import type { AuditWriter } from './audit/audit-writer.js';
 import type { SecretBox } from '../store/secret-box.js';
 import type { Store } from '../store/store.js';
 import type { Policy } from './auth/policy.js';
@@ -11,4 +12,6 @@ export interface ApiContext {
   watches: WatchRegistry;
   watchHeartbeatMs: number;
   watchPollMs: number;
+  /** Records events routes raise themselves (soft quota warnings); absent when auditing is off. */
+  audit?: AuditWriter;
 }

@@ -29,6 +29,12 @@ import { createRateLimiter, type RateLimitConfig } from './limits/rate-limit.js'
 import { WatchRegistry } from './watch-stream.js';
 import { ApprovalGate, type ApprovalConfig } from './approvals/approval-gate.js';
 import { approvalRoutes } from './routes/approvals.js';
+import { claimRoutes } from './routes/claims.js';
+import { claimSetRoutes } from './routes/claim-sets.js';
+import { ipAddressRoutes, ipPoolRoutes } from './routes/ip-pools.js';
+import { nodeTypeRoutes } from './routes/node-types.js';
+import { osImageRoutes } from './routes/os-images.js';
+import { projectRoutes } from './routes/projects.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
@@ -135,6 +141,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     authenticator,
     policy: options.policy,
     tokenType: 'api',
+    store: options.store,
     ...(options.rateLimits === false ? {} : { limits: createRateLimiter(options.rateLimits ?? {}) }),
     ...(options.audit ? { audit: options.audit } : {}),
     approvals: options.approvals !== false,
@@ -158,6 +165,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     watches: new WatchRegistry(),
     watchHeartbeatMs: options.watchHeartbeatMs ?? 15_000,
     watchPollMs: options.watchPollMs ?? 1_000,
+    ...(options.audit ? { audit: options.audit } : {}),
   };
   app.addHook('preClose', async () => ctx.watches.closeAll());
 
@@ -192,6 +200,13 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     }),
   );
   void app.register(auditRoutes({ store: options.store }));
+  void app.register(osImageRoutes(ctx));
+  void app.register(nodeTypeRoutes(ctx));
+  void app.register(projectRoutes(ctx));
+  void app.register(ipPoolRoutes(ctx));
+  void app.register(ipAddressRoutes(ctx));
+  void app.register(claimRoutes(ctx));
+  void app.register(claimSetRoutes(ctx));
   if (gate) void app.register(approvalRoutes({ store: options.store, policy: options.policy, gate }));
   return app;
 }

@@ -18,6 +18,9 @@ let api: ApiFixture;
 beforeAll(async () => {
   api = await startApiFixture();
   expect((await api.call('POST', '/api/v1/secrets', { body: secretManifest('bmc-creds', { username: 'u', password: 'p' }) })).status).toBe(201);
+  // Project "p" for the project routes; its secret keeps DELETE /api/v1/projects/p from succeeding.
+  expect((await api.call('POST', '/api/v1/projects', { body: { metadata: { name: 'p' }, spec: {} } })).status).toBe(201);
+  expect((await api.call('POST', '/api/v1/projects/p/secrets', { body: secretManifest('keep', { userData: '#cloud-config' }) })).status).toBe(201);
 });
 afterAll(async () => {
   await api?.close();
@@ -30,6 +33,20 @@ afterAll(async () => {
 const R = ['platform-admin', 'platform-reader', 'controller', 'project-admin', 'project-member', 'project-viewer'] as const;
 const ADMIN = ['platform-admin'];
 const READ = ['platform-admin', 'platform-reader', 'controller'];
+const TENANTS = ['project-admin', 'project-member', 'project-viewer'];
+const CLAIMERS = ['project-admin', 'project-member'];
+/** The routes of one resource kind as resource-routes.ts registers them. */
+function kindRoutes(base: string, prefix: string, item: string, rules: { list: readonly string[]; get: readonly string[]; create: readonly string[]; update: readonly string[]; del: readonly string[] }) {
+  return {
+    [`GET ${base}`]: { action: `${prefix}:list`, allowed: rules.list },
+    [`POST ${base}`]: { action: `${prefix}:create`, allowed: rules.create },
+    [`GET ${base}/${item}`]: { action: `${prefix}:get`, allowed: rules.get },
+    [`PUT ${base}/${item}`]: { action: `${prefix}:update`, allowed: rules.update },
+    [`PATCH ${base}/${item}`]: { action: `${prefix}:update`, allowed: rules.update },
+    [`DELETE ${base}/${item}`]: { action: `${prefix}:delete`, allowed: rules.del },
+  };
+}
+const PLATFORM_KIND = { list: READ, get: READ, create: ADMIN, update: ADMIN, del: ADMIN };
 /** '@' = any authenticated identity, also one with no roles. */
 const EXPECTED: Record<string, { action: string; allowed: readonly string[] | '@' }> = {
   'GET /api/openapi.json': { action: 'api:discover', allowed: '@' },
@@ -55,11 +72,42 @@ const EXPECTED: Record<string, { action: string; allowed: readonly string[] | '@
   'GET /api/v1/approvals': { action: 'approval:list', allowed: ['platform-admin', 'platform-reader'] },
   'POST /api/v1/approvals/:id/approve': { action: 'approval:approve', allowed: ADMIN },
   'POST /api/v1/approvals/:id/reject': { action: 'approval:reject', allowed: ADMIN },
+  // Tenancy (issue 6). Project roles count only on their own project's routes: on platform
+  // routes they are dropped before the policy is asked, so tenants get 403 there even where
+  // the rule names their role (project-scope.ts).
+  ...kindRoutes('/api/v1/osimages', 'osimage', ':name', PLATFORM_KIND),
+  ...kindRoutes('/api/v1/nodetypes', 'nodetype', ':name', PLATFORM_KIND),
+  'GET /api/v1/projects/:project/nodetypes': { action: 'nodetype:list', allowed: [...READ, ...TENANTS] },
+  'GET /api/v1/projects/:project/nodetypes/:name': { action: 'nodetype:get', allowed: [...READ, ...TENANTS] },
+  ...kindRoutes('/api/v1/projects', 'project', ':project', { ...PLATFORM_KIND, get: [...READ, ...TENANTS] }),
+  ...kindRoutes('/api/v1/ippools', 'ippool', ':name', PLATFORM_KIND),
+  'GET /api/v1/ippools/:name/addresses': { action: 'ippool:get', allowed: READ },
+  'GET /api/v1/claims': { action: 'claim:list', allowed: READ },
+  ...kindRoutes('/api/v1/projects/:project/claims', 'claim', ':name', {
+    list: [...READ, ...TENANTS],
+    get: [...READ, ...TENANTS],
+    create: [...ADMIN, ...CLAIMERS],
+    update: [...ADMIN, 'controller', ...CLAIMERS],
+    del: [...ADMIN, ...CLAIMERS],
+  }),
+  'GET /api/v1/claimsets': { action: 'claimset:list', allowed: READ },
+  ...kindRoutes('/api/v1/projects/:project/claimsets', 'claimset', ':name', {
+    list: [...READ, ...TENANTS],
+    get: [...READ, ...TENANTS],
+    create: [...ADMIN, ...CLAIMERS],
+    update: [...ADMIN, ...CLAIMERS],
+    del: [...ADMIN, ...CLAIMERS],
+  }),
+  'GET /api/v1/projects/:project/secrets': { action: 'secret:list', allowed: [...READ, ...TENANTS] },
+  'POST /api/v1/projects/:project/secrets': { action: 'secret:create', allowed: [...ADMIN, 'project-admin'] },
+  'GET /api/v1/projects/:project/secrets/:name': { action: 'secret:get', allowed: [...READ, ...TENANTS] },
+  'PUT /api/v1/projects/:project/secrets/:name': { action: 'secret:update', allowed: [...ADMIN, 'project-admin'] },
+  'DELETE /api/v1/projects/:project/secrets/:name': { action: 'secret:delete', allowed: [...ADMIN, 'project-admin'] },
 };
 
 /** A request that reaches each route's handler when authorized (bodies need not be valid). */
 function requestFor(route: { method: string; url: string }, name: string): { path: string; body?: unknown } {
-  const path = route.url.replace(':name', name).replace(':id', '00000000-0000-4000-8000-000000000000');
+  const path = route.url.replace(':project', 'p').replace(':name', name).replace(':id', '00000000-0000-4000-8000-000000000000');
   if (route.url === '/api/v1/secrets/-/rekey') return { path, body: { retireOnly: true } };
   if (route.url === '/api/v1/tokens' && route.method === 'POST') return { path, body: { roles: ['project-viewer'], project: 'p', description: 'matrix', expiresInSeconds: 3600 } };
   if (route.method === 'POST' || route.method === 'PUT' || route.method === 'PATCH') {
@@ -78,7 +126,8 @@ describe('route x role matrix (public API)', () => {
 
   it('EVERY route x EVERY role: allowed roles pass access control, all others get 403 naming the action; no token -> 401', async () => {
     const tokens: Record<string, string> = {};
-    for (const role of R) tokens[role] = await addToken(api.store, [role]);
+    // Tenant tokens belong to project p, the project every project route of the table names.
+    for (const role of R) tokens[role] = await addToken(api.store, [role], role.startsWith('project-') ? { project: 'p' } : {});
     tokens['(no roles)'] = api.noRoleToken;
     let checked = 0;
     for (const route of registeredRoutes(api.app)) {

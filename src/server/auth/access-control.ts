@@ -4,7 +4,8 @@
 // that action. Routes marked `public` (health checks) are the only ones skipped.
 import type { FastifyInstance } from 'fastify';
 import { IngotError } from '../../model/errors.js';
-import type { StoredToken } from '../../store/store.js';
+import type { Store, StoredToken } from '../../store/store.js';
+import { platformScopeRoles, projectScopeRoles } from './project-scope.js';
 import type { Authenticator } from './authenticate.js';
 import type { AuditWriter } from '../audit/audit-writer.js';
 import { RateLimitedError, type RateLimiter } from '../limits/rate-limit.js';
@@ -64,6 +65,12 @@ export function installAccessControl(
     limits?: RateLimiter;
     /** Records every authentication failure and every denied request. */
     audit?: AuditWriter;
+    /**
+     * Scopes roles to the route (project-scope.ts): project roles apply only on routes of their
+     * own project (`:project` in the URL). Without a store (the agent listener) roles are taken
+     * as they are.
+     */
+    store?: Store;
     /**
      * An approval gate is installed (approvals/approval-gate.ts): rules with approval:required
      * mark the request instead of refusing it. Without one they refuse (fail closed).
@@ -126,6 +133,11 @@ export function installAccessControl(
       limits?.recordAuthFailure(address);
       return refuse('anonymous', [], 'auth:failed', err);
     }
+    if (options.store) {
+      const project = (request.params as { project?: unknown } | undefined)?.project;
+      const roles = typeof project === 'string' ? await projectScopeRoles(options.store, identity, project) : platformScopeRoles(identity);
+      identity = { ...identity, roles };
+    }
     const actor = actorOf(identity);
     try {
       if (authorize(options.policy, identity, action, { approvals: options.approvals === true }) === 'approval-required') request.approvalRequired = true;
@@ -153,9 +165,16 @@ export function actorOf(identity: Identity): string {
 
 /** The resource a request acts on, from the action's resource and the URL (`:name` or `:id`). */
 export function auditTarget(action: Action, request: { params: unknown }): { kind: string; name: string; project: string } {
-  const params = (request.params ?? {}) as { name?: unknown; id?: unknown };
+  const params = (request.params ?? {}) as { name?: unknown; id?: unknown; project?: unknown };
   const name = typeof params.name === 'string' ? params.name : typeof params.id === 'string' ? params.id : '';
   const resource = action.split(':')[0]!;
-  const kind = { host: 'Host', secret: 'Secret', token: 'Token', audit: 'Audit', api: 'Api', agent: 'Agent', approval: 'Approval' }[resource] ?? resource;
-  return { kind, name: name.slice(0, 253), project: '' };
+  const kind =
+    {
+      host: 'Host', secret: 'Secret', token: 'Token', audit: 'Audit', api: 'Api', agent: 'Agent', approval: 'Approval',
+      osimage: 'OSImage', nodetype: 'NodeType', project: 'Project', claim: 'Claim', claimset: 'ClaimSet', ippool: 'IPPool',
+    }[resource] ?? resource;
+  const project = typeof params.project === 'string' ? params.project.slice(0, 63) : '';
+  // GET /api/v1/projects/:project names the project itself.
+  if (resource === 'project' && name === '') return { kind, name: project, project: '' };
+  return { kind, name: name.slice(0, 253), project };
 }

@@ -25,8 +25,10 @@ export function renderAuthzMatrix(policy: Policy, routes: { api: readonly Regist
   lines.push('Override them with `ingot server --policy-file FILE` (YAML: `action: "rule"`); `kill -HUP` reloads it,');
   lines.push('and a file with an unknown action or role or a syntax error is refused (the running policy stays).');
   lines.push('');
-  lines.push('Project roles act on project-scoped resources, which arrive with tenancy; hosts, secrets and');
-  lines.push('tokens are platform resources, so the default rules give project roles nothing yet.');
+  lines.push('Project roles (project-admin, project-member, project-viewer) count only on the routes of their own');
+  lines.push("project (`/api/v1/projects/P/...`, where P is the token's or OIDC claim's project, or a project listing");
+  lines.push('the OIDC subject in spec.members). Everywhere else they are dropped before the policy is asked, so a');
+  lines.push('"yes" in a project column below holds on that project\'s routes only (src/server/auth/project-scope.ts).');
   lines.push('`agent` is carried only by one-boot agent tokens and only works on the agent listener.');
   lines.push('');
   lines.push(`| Action | Default rule | ${ROLES.join(' | ')} | Routes |`);

@@ -19,6 +19,36 @@ export const ACTIONS = {
   'secret:delete': 'delete a secret no host references',
   'secret:reveal': "read a secret's values (granted to nobody by default; every use is audited)",
   'secret:rekey': 'make a new secret key current and re-seal every secret value under it (values are never returned)',
+  'osimage:list': 'list published OS images (URLs and checksums; platform only)',
+  'osimage:get': 'read one OS image and its verification status',
+  'osimage:create': 'publish an OS image',
+  'osimage:update': 'change an OS image (verified again when verifyOnCreate is set)',
+  'osimage:delete': 'delete an OS image no node type uses',
+  'nodetype:list': 'list node types (tenants: those their project may claim)',
+  'nodetype:get': 'read one node type',
+  'nodetype:create': 'create a node type',
+  'nodetype:update': 'change a node type',
+  'nodetype:delete': 'delete a node type no claim uses',
+  'project:list': 'list projects',
+  'project:get': 'read one project (tenants: their own) with its quotas and usage',
+  'project:create': 'create a project',
+  'project:update': 'change a project: members, allowed node types, quotas',
+  'project:delete': 'delete a project that holds no claims',
+  'claim:list': "list a project's claims (platform roles: every project's)",
+  'claim:get': 'read one claim: state, host name, addresses',
+  'claim:create': 'claim a machine of an allowed node type, within quota',
+  'claim:update': "change a claim's labels and annotations",
+  'claim:delete': 'release a claim: its host is cleaned and freed',
+  'claimset:list': "list a project's claim sets",
+  'claimset:get': 'read one claim set and its counts',
+  'claimset:create': 'create a claim set',
+  'claimset:update': 'change a claim set (scale it)',
+  'claimset:delete': 'delete a claim set and its claims',
+  'ippool:list': 'list IP pools',
+  'ippool:get': "read one IP pool and its allocations",
+  'ippool:create': 'create an IP pool',
+  'ippool:update': 'change an IP pool',
+  'ippool:delete': 'delete an IP pool with no allocations',
   'token:create': 'create an API token (only with roles the creator holds)',
   'token:list': 'list API tokens (metadata only; a token value is shown once, on create)',
   'token:revoke': 'revoke an API token',
@@ -48,10 +78,10 @@ export type RouteAction = Action | typeof PUBLIC;
 export const CAPABILITY_URL_ACTIONS: ReadonlySet<Action> = new Set<Action>(['agent:boot-media']);
 
 /**
- * Roles. Platform roles act on platform-scoped resources (today: every host, secret and
- * token). Project roles will act on project-scoped resources when tenancy arrives; until then
- * they are valid on tokens but the default rules grant them nothing. `agent` is carried only
- * by one-boot agent tokens and cannot be granted through the API.
+ * Roles. Platform roles act everywhere. Project roles act only on their own project's routes
+ * (/api/v1/projects/P/…; see project-scope.ts, which drops them everywhere else before the
+ * policy is asked). `agent` is carried only by one-boot agent tokens and cannot be granted
+ * through the API.
  */
 export const ROLES = ['platform-admin', 'platform-reader', 'controller', 'project-admin', 'project-member', 'project-viewer', 'agent'] as const;
 export type Role = (typeof ROLES)[number] | (string & {});
@@ -64,6 +94,9 @@ export type Rules = Record<Action, string>;
 const ADMIN = 'role:platform-admin';
 const READERS = 'role:platform-admin or role:platform-reader';
 const AGENT = 'role:agent';
+/** Project roles; they count only on routes of the identity's own project (project-scope.ts). */
+const TENANTS = 'role:project-admin or role:project-member or role:project-viewer';
+const CLAIMERS = 'role:project-admin or role:project-member';
 
 /**
  * Default rules (docs/authz-matrix.md is generated from these):
@@ -73,7 +106,10 @@ const AGENT = 'role:agent';
  * - controller (automation that drives machines): reads hosts and updates them (spec.online is
  *   power), reads secret metadata so it can pick credentials; it cannot enroll or delete
  *   hosts (that changes the inventory, an admin decision) nor manage secrets or tokens;
- * - project roles: nothing yet (hosts, secrets and tokens are platform resources until tenancy);
+ * - project roles (only ever in force on their own project's routes, /api/v1/projects/P/…):
+ *   viewers read the project, its claims, claim sets, allowed node types and secret names;
+ *   members also create and delete claims and claim sets; project admins also manage the
+ *   project's secrets (user data). They never reach hosts, images, pools, tokens or audit;
  * - agent: the agent API only (a separate trust zone, DESIGN.md "The agent protocol").
  */
 export const DEFAULT_RULES: Rules = {
@@ -83,13 +119,43 @@ export const DEFAULT_RULES: Rules = {
   'host:create': ADMIN,
   'host:update': `${ADMIN} or role:controller`,
   'host:delete': ADMIN,
-  'secret:list': `${READERS} or role:controller`,
-  'secret:get': `${READERS} or role:controller`,
-  'secret:create': ADMIN,
-  'secret:update': ADMIN,
-  'secret:delete': ADMIN,
+  'secret:list': `${READERS} or role:controller or ${TENANTS}`,
+  'secret:get': `${READERS} or role:controller or ${TENANTS}`,
+  'secret:create': `${ADMIN} or role:project-admin`,
+  'secret:update': `${ADMIN} or role:project-admin`,
+  'secret:delete': `${ADMIN} or role:project-admin`,
   'secret:reveal': '!',
   'secret:rekey': ADMIN,
+  'osimage:list': `${READERS} or role:controller`,
+  'osimage:get': `${READERS} or role:controller`,
+  'osimage:create': ADMIN,
+  'osimage:update': ADMIN,
+  'osimage:delete': ADMIN,
+  'nodetype:list': `${READERS} or role:controller or ${TENANTS}`,
+  'nodetype:get': `${READERS} or role:controller or ${TENANTS}`,
+  'nodetype:create': ADMIN,
+  'nodetype:update': ADMIN,
+  'nodetype:delete': ADMIN,
+  'project:list': `${READERS} or role:controller`,
+  'project:get': `${READERS} or role:controller or ${TENANTS}`,
+  'project:create': ADMIN,
+  'project:update': ADMIN,
+  'project:delete': ADMIN,
+  'claim:list': `${READERS} or role:controller or ${TENANTS}`,
+  'claim:get': `${READERS} or role:controller or ${TENANTS}`,
+  'claim:create': `${ADMIN} or ${CLAIMERS}`,
+  'claim:update': `${ADMIN} or role:controller or ${CLAIMERS}`,
+  'claim:delete': `${ADMIN} or ${CLAIMERS}`,
+  'claimset:list': `${READERS} or role:controller or ${TENANTS}`,
+  'claimset:get': `${READERS} or role:controller or ${TENANTS}`,
+  'claimset:create': `${ADMIN} or ${CLAIMERS}`,
+  'claimset:update': `${ADMIN} or ${CLAIMERS}`,
+  'claimset:delete': `${ADMIN} or ${CLAIMERS}`,
+  'ippool:list': `${READERS} or role:controller`,
+  'ippool:get': `${READERS} or role:controller`,
+  'ippool:create': ADMIN,
+  'ippool:update': ADMIN,
+  'ippool:delete': ADMIN,
   'token:create': ADMIN,
   'token:list': READERS,
   'token:revoke': ADMIN,

@@ -18,6 +18,17 @@ import { createAuditWriter, type AuditWriter } from '../audit/audit-writer.js';
 import type { RateLimitConfig } from '../limits/rate-limit.js';
 import { Writable } from 'node:stream';
 
+/**
+ * The test run's secret-leak capture (test/support/leak-capture-hook.mjs), when loaded: this
+ * fixture's log lines and tokens go to it. Looked up on globalThis so this file has no import
+ * from test/ and does nothing outside a test run.
+ */
+type LeakCapture = { recordSecret(kind: string, value: string): void; recordOutput(channel: string, text: string): void };
+const leakCapture = {
+  recordSecret: (kind: string, value: string) => (globalThis as { [key: symbol]: LeakCapture | undefined })[Symbol.for('ingot.test.capture')]?.recordSecret(kind, value),
+  recordOutput: (channel: string, text: string) => (globalThis as { [key: symbol]: LeakCapture | undefined })[Symbol.for('ingot.test.capture')]?.recordOutput(channel, text),
+};
+
 export interface ApiFixture {
   url: string;
   agentUrl: string;
@@ -55,14 +66,15 @@ export interface CallResult {
   json: any;
 }
 
-export async function addToken(store: Store, roles: string[], opts: { type?: 'api' | 'agent'; expiresAt?: number; revokedAt?: string } = {}): Promise<string> {
+export async function addToken(store: Store, roles: string[], opts: { type?: 'api' | 'agent'; expiresAt?: number; revokedAt?: string; project?: string } = {}): Promise<string> {
   const token = generateToken();
+  leakCapture.recordSecret(`test ${opts.type ?? 'api'} token (addToken)`, token);
   await store.createToken({
     id: randomUUID(),
     hash: hashToken(token),
     description: `test ${roles.join(',') || 'no roles'}`,
     roles,
-    project: '',
+    project: opts.project ?? '',
     type: opts.type ?? 'api',
     hostUid: '',
     expiresAt: opts.expiresAt ?? 0,
@@ -82,6 +94,7 @@ export async function startApiFixture(
     write(chunk, _encoding, done) {
       const text = String(chunk);
       logLines.push(text);
+      leakCapture.recordOutput('api-fixture-log', text);
       if (process.env.INGOT_TEST_LOG) process.stderr.write(text);
       done();
     },
