@@ -12,7 +12,8 @@ import type { DriverRegistry } from '../drivers/registry.js';
 import type { Store } from '../store/store.js';
 import { DEFAULT_BACKOFF, nextDelay, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import type { CredentialsResolver, SecretUseEvent } from './credentials.js';
+import type { ConfigDriveSource } from './config-drive-source.js';
+import type { CredentialsResolver, SecretUseEvent, SecretUseListener } from './credentials.js';
 import { createSlotGate, DEFAULT_MAX_CONCURRENT_CLEANINGS, DEFAULT_MAX_CONCURRENT_DEPLOYS } from './concurrency-slots.js';
 import { reconcileHost, type EngineDeps, type ReconcileResult } from './engine.js';
 import { DEFAULT_HANDLER_CONFIG, type HandlerConfig, type HandlerLog, type ImageProxy } from './handlers/types.js';
@@ -58,6 +59,12 @@ export interface ConductorOptions {
   onSecretUse?: (event: SecretUseEvent) => void;
   /** Default 1 hour. */
   secretUseRepeatMs?: number;
+  /**
+   * Asked first, when a deploy is prepared, for the host's user data, network data and meta
+   * data (config-drive-source.ts): the server passes one that reads the host's claim. Secret
+   * uses it reports go to onSecretUse like the resolver's. Absent: spec.userDataName only.
+   */
+  configDriveSource?: ConfigDriveSource;
 }
 
 /** Reconciles by result, pre-set to zero (controller-runtime's initMetrics) so every label reports. */
@@ -83,17 +90,18 @@ const SILENT_LOG: HandlerLog = { info() {}, warn() {}, error() {} };
 /** Bound of the repeat filter of secret uses; when full it is cleared (a few repeats get through). */
 const SECRET_USE_MEMORY = 10_000;
 
-function observedCredentials(opts: ConductorOptions, clock: Clock, log: HandlerLog): CredentialsResolver {
+/**
+ * The listener every secret use goes through: repeats of the same (host, secret, version,
+ * purpose, state) within `secretUseRepeatMs` are dropped, and a failing listener is logged,
+ * never thrown into the step that used the secret. Undefined when nobody listens.
+ */
+function secretUseReporter(opts: ConductorOptions, clock: Clock, log: HandlerLog): SecretUseListener | undefined {
   const listener = opts.onSecretUse;
-  if (!listener) return opts.credentials;
-  if (!opts.credentials.observe) {
-    log.warn('the credentials resolver cannot report secret uses; they are not audited');
-    return opts.credentials;
-  }
+  if (!listener) return undefined;
   const repeatMs = opts.secretUseRepeatMs ?? 3_600_000;
   const lastReported = new Map<string, number>();
-  return opts.credentials.observe((event) => {
-    const key = `${event.hostUid}\0${event.secretName}\0${event.secretVersion}\0${event.purpose}\0${event.hostState ?? ''}`;
+  return (event) => {
+    const key = `${event.hostUid}\0${event.secretProject ?? ''}\0${event.secretName}\0${event.secretVersion}\0${event.purpose}\0${event.hostState ?? ''}`;
     const now = clock.now();
     const last = lastReported.get(key);
     if (last !== undefined && now - last < repeatMs) return;
@@ -104,7 +112,16 @@ function observedCredentials(opts: ConductorOptions, clock: Clock, log: HandlerL
     } catch (error) {
       log.warn('secret use listener failed', { secret: event.secretName, host: event.hostName, error: String(error) });
     }
-  });
+  };
+}
+
+function observedCredentials(opts: ConductorOptions, report: SecretUseListener | undefined, log: HandlerLog): CredentialsResolver {
+  if (!report) return opts.credentials;
+  if (!opts.credentials.observe) {
+    log.warn('the credentials resolver cannot report secret uses; they are not audited');
+    return opts.credentials;
+  }
+  return opts.credentials.observe(report);
 }
 const LIST_PAGE = 500;
 
@@ -132,8 +149,22 @@ export function createConductor(opts: ConductorOptions): Conductor {
     caps: { deploy: opts.maxConcurrentDeploys ?? DEFAULT_MAX_CONCURRENT_DEPLOYS, clean: opts.maxConcurrentCleanings ?? DEFAULT_MAX_CONCURRENT_CLEANINGS },
     ...(opts.slotRecheckMs !== undefined ? { recheckMs: opts.slotRecheckMs } : {}),
   });
-  const credentials = observedCredentials(opts, clock, log);
-  const deps: EngineDeps = { store, drivers: opts.drivers, credentials, clock, random, backoff, config, log, slots, ...(opts.images ? { images: opts.images } : {}) };
+  const reportSecretUse = secretUseReporter(opts, clock, log);
+  const credentials = observedCredentials(opts, reportSecretUse, log);
+  const deps: EngineDeps = {
+    store,
+    drivers: opts.drivers,
+    credentials,
+    clock,
+    random,
+    backoff,
+    config,
+    log,
+    slots,
+    ...(opts.images ? { images: opts.images } : {}),
+    ...(opts.configDriveSource ? { configDriveSource: opts.configDriveSource } : {}),
+    ...(reportSecretUse ? { reportSecretUse } : {}),
+  };
   const metrics: ConductorMetrics = {
     wait: 0, save: 0, advance: 0, failed: 0, retry: 0, terminal: 0, conflict: 0, gone: 0, panic: 0, 'lease-busy': 0, 'store-error': 0,
   };

@@ -45,6 +45,11 @@ export type SecretUsePurpose = 'bmc-credentials' | 'ca-bundle' | 'user-data';
 /** One use of a secret for one host: names and versions only, never a value. */
 export interface SecretUseEvent {
   secretName: string;
+  /**
+   * The project the secret lives in; absent means the platform ('') as for every secret the
+   * resolver reads. Set for secrets a ConfigDriveSource reports (a claim's project).
+   */
+  secretProject?: string;
   secretVersion: number;
   hostName: string;
   hostUid: string;

@@ -16,7 +16,8 @@ import type { Host, HostState, HostStatus } from '../model/host.js';
 import type { NewEvent, StoredResource, Store } from '../store/store.js';
 import { nextDelay, type BackoffOptions } from './backoff.js';
 import type { Clock } from './clock.js';
-import type { CredentialsResolver } from './credentials.js';
+import type { ConfigDriveSource } from './config-drive-source.js';
+import type { CredentialsResolver, SecretUseListener } from './credentials.js';
 import { FAILED_SPEC_HASH, RESUME_STATE } from './handlers/error.js';
 import { crossCutting, runHandler } from './handlers/index.js';
 import { holdsSlot, SLOT_KEY, slotKindFor, waitingMessage, type SlotGate } from './concurrency-slots.js';
@@ -43,6 +44,10 @@ export interface EngineDeps {
   images?: ImageProxy;
   /** Concurrency caps on deploys and cleanings (concurrency-slots.ts); absent: no caps. */
   slots?: SlotGate;
+  /** Supplies config drives for hosts bound elsewhere (claims); absent: spec.userDataName only. */
+  configDriveSource?: ConfigDriveSource;
+  /** Where uses of secrets a ConfigDriveSource reports go (the audit trail). */
+  reportSecretUse?: SecretUseListener;
 }
 
 export interface ReconcileResult {
@@ -112,10 +117,15 @@ async function slotGate(deps: EngineDeps, slots: SlotGate, row: StoredResource, 
   return write(deps, row, status, [], { outcome: 'save', state: from, requeueAfterMs: slots.recheckMs });
 }
 
-export function handlerContext(deps: Pick<EngineDeps, 'drivers' | 'credentials' | 'clock' | 'config' | 'log' | 'images'>, host: Host): HandlerContext {
+export function handlerContext(
+  deps: Pick<EngineDeps, 'drivers' | 'credentials' | 'clock' | 'config' | 'log' | 'images' | 'configDriveSource' | 'reportSecretUse'>,
+  host: Host,
+): HandlerContext {
   return {
     host,
     ...(deps.images ? { images: deps.images } : {}),
+    ...(deps.configDriveSource ? { configDriveSource: deps.configDriveSource } : {}),
+    ...(deps.reportSecretUse ? { reportSecretUse: deps.reportSecretUse } : {}),
     agent: lazyAgent(deps, host),
     credentials: deps.credentials,
     clock: deps.clock,

@@ -276,7 +276,7 @@ export class LabFleet {
 
   /**
    * What happens when a system reaches On: pending BIOS settings become current (they "apply on
-   * next reset", Redfish @Redfish.Settings), secure boot takes its configured state, the boot
+   * next reset", Redfish @Redfish.Settings), secure boot takes its configured state (UEFI boots only), the boot
    * source is chosen (override, else disk) and recorded, and a Once override is consumed
    * (ComputerSystem.Boot.BootSourceOverrideEnabled: "Once ... the system boots from the
    * override target one time, then the property reverts to Disabled").
@@ -286,7 +286,9 @@ export class LabFleet {
       system.bios.current = { ...system.bios.current, ...system.bios.pending };
       system.bios.pending = {};
     }
-    system.secureBoot.currentBoot = system.hardware.secureBootCapable && system.secureBoot.enabled;
+    // UEFI Secure Boot verifies UEFI images only: a Legacy (CSM) boot never runs with it,
+    // whatever SecureBootEnable says (UEFI 2.x, 32.1; Redfish SecureBoot.SecureBootCurrentBoot).
+    system.secureBoot.currentBoot = system.hardware.secureBootCapable && system.secureBoot.enabled && system.boot.mode === 'UEFI';
     const override = system.boot.enabled;
     const target = override === 'Disabled' || system.boot.target === 'None' ? 'Hdd' : system.boot.target;
     const bootMac = system.hardware.nics[0]?.mac;

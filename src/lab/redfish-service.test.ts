@@ -226,6 +226,20 @@ describe('lab Redfish service', () => {
     await h.waitPower(0, 'Off');
   });
 
+  it('a Legacy boot never runs with secure boot, whatever the setting', async () => {
+    const sb = `${S0}/SecureBoot`;
+    await h.as(0, 'PATCH', S0, { body: { Boot: { BootSourceOverrideMode: 'Legacy' } } });
+    await h.as(0, 'PATCH', sb, { body: { SecureBootEnable: true } });
+    await h.as(0, 'POST', `${S0}/Actions/ComputerSystem.Reset`, { body: { ResetType: 'On' } });
+    await h.waitPower(0, 'On');
+    expect((await h.as(0, 'GET', sb)).body).toMatchObject({ SecureBootEnable: true, SecureBootCurrentBoot: 'Disabled' });
+    expect(h.lab.fleet.get(h.sys(0))!.bootLog.at(-1)).toMatchObject({ mode: 'Legacy', secureBoot: false });
+    await h.as(0, 'PATCH', sb, { body: { SecureBootEnable: false } });
+    await h.as(0, 'PATCH', S0, { body: { Boot: { BootSourceOverrideMode: 'UEFI' } } });
+    await h.as(0, 'POST', `${S0}/Actions/ComputerSystem.Reset`, { body: { ResetType: 'ForceOff' } });
+    await h.waitPower(0, 'Off');
+  });
+
   it('honours ETags with If-Match and reports unwritable and unknown properties', async () => {
     const g = await h.as(0, 'GET', S0);
     const etag = g.headers.etag as string;

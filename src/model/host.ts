@@ -120,6 +120,13 @@ export interface HostStatus {
     target?: HostState;
     image?: ImageSpec;
     bootMode?: string;
+    /**
+     * True when provisioning verified, after booting the new OS, that the running boot has UEFI
+     * secure boot on (spec.bootMode UEFISecureBoot; Redfish SecureBootCurrentBoot). Absent when
+     * secure boot was not asked for, or when the host was left powered off so no boot could be
+     * checked. Cleared by deprovisioning, which resets secure boot to the disabled baseline.
+     */
+    secureBoot?: boolean;
   };
   poweredOn: boolean;
   errorType: ErrorType | '';

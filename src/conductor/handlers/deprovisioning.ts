@@ -1,12 +1,15 @@
 // deprovisioning: clean what the last tenant left (spec.automatedCleaningMode: metadata by
 // default, full, or disabled), end the agent session, reset the BIOS to its baseline, check the
-// firmware against the approved inventory, and power off. A failed clean is an error
+// firmware against the approved inventory, and power off. Secure boot goes back to the
+// disabled baseline first, before the cleaning ramdisk boots (secure-boot.ts), whatever the
+// cleaning mode. A failed clean is an error
 // of type deprovisioning whose retry comes back HERE (error.ts): the host never reaches
 // available until a clean succeeds. An admin who fixes the cause (replaces a disk, heals the
 // BMC) does nothing else: the next retry after the backoff cleans and the host resumes.
 import { guarded } from './failures.js';
 import { noAgentMessage } from './no-agent.js';
 import { unapprovedFirmware } from './firmware-check.js';
+import { resetSecureBoot } from './secure-boot.js';
 import { bootAgent, finishAgent, powerTo, runAgentOperation, step } from './steps.js';
 import type { Handler } from './types.js';
 
@@ -15,18 +18,20 @@ export const deprovisioning: Handler = (ctx) =>
     const { host } = ctx;
     const mode = host.spec.automatedCleaningMode ?? 'metadata';
     const bmc = await ctx.bmc();
+    if (mode !== 'disabled' && !ctx.hasAgent()) {
+      return {
+        kind: 'failed',
+        errorType: 'deprovisioning',
+        message: noAgentMessage(
+          bmc.driver.name,
+          'cleaning',
+          `the disks were not erased; erase them another way and set spec.automatedCleaningMode: disabled to return the host to available (spec.automatedCleaningMode is ${mode})`,
+        ),
+      };
+    }
+    const secureBootReset = await resetSecureBoot(ctx, bmc);
+    if (secureBootReset) return secureBootReset;
     if (mode !== 'disabled') {
-      if (!ctx.hasAgent()) {
-        return {
-          kind: 'failed',
-          errorType: 'deprovisioning',
-          message: noAgentMessage(
-            bmc.driver.name,
-            'cleaning',
-            `the disks were not erased; erase them another way and set spec.automatedCleaningMode: disabled to return the host to available (spec.automatedCleaningMode is ${mode})`,
-          ),
-        };
-      }
       const pending =
         (await bootAgent(ctx, bmc)) ??
         (await runAgentOperation(ctx, {
@@ -65,5 +70,6 @@ export const deprovisioning: Handler = (ctx) =>
     const powering = await powerTo(ctx, bmc, 'off');
     if (powering) return powering;
     delete host.status.provisioning.image;
+    delete host.status.provisioning.secureBoot;
     return { kind: 'advance', event: 'deprovisioned', message: mode === 'disabled' ? 'cleaning disabled by spec.automatedCleaningMode' : `cleaned (${mode})` };
   });

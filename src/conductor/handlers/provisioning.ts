@@ -4,12 +4,20 @@
 // edit of spec.image mid-deploy finishes the deploy in progress and is then handled by
 // provisioned (deprovision, then provision the new image). With images.downloadSource: local
 // the conductor's cache verifies the image first, before the host is booted (imageThroughCache).
-import type { ImageSpec } from '../../model/host.js';
+// Secure boot (secure-boot.ts) is checked when the step starts and made off before the agent
+// boots; for spec.bootMode UEFISecureBoot it is enabled after the image is written and verified
+// on the running OS before the step is done.
+// The config drive comes from the conductor's ConfigDriveSource when it has one for the host
+// (a claim's user data and network data), else from spec.userDataName (buildConfigDrive).
+import type { DeployRequest } from '../agent-port.js';
+import { ConfigDriveProblem, readConfigDriveSource } from '../config-drive-source.js';
+import type { Host, ImageSpec } from '../../model/host.js';
 import { guarded } from './failures.js';
 import { noAgentMessage } from './no-agent.js';
+import { effectiveBootMode, enableSecureBootForOs, SECURE_BOOT_STEP, secureBootOffForDeploy, secureBootRefusal, verifySecureBoot, wantsSecureBoot } from './secure-boot.js';
 import { bootAgent, bootModeOf, finishAgent, powerTo, runAgentOperation, step, STEP } from './steps.js';
 import type { Handler, HandlerContext } from './types.js';
-import type { Outcome } from '../outcome.js';
+import type { EventNote, Outcome } from '../outcome.js';
 import { ImageRefused } from '../../images/image-refused.js';
 import { IngotError } from '../../model/errors.js';
 
@@ -55,6 +63,43 @@ async function imageThroughCache(ctx: HandlerContext, image: ImageSpec): Promise
   return { kind: 'ready', image: { ...image, url: prepared.url } };
 }
 
+/**
+ * The deploy's config drive. With a ConfigDriveSource that knows the host, its user data and
+ * network data are used and its meta data merged over the defaults; its secret use is reported
+ * for the audit trail. Otherwise user data comes from spec.userDataName. Throws
+ * ConfigDriveProblem (a provisioning failure) or CredentialsProblem (wait for the secret).
+ */
+async function buildConfigDrive(ctx: HandlerContext, host: Host): Promise<NonNullable<DeployRequest['configDrive']>> {
+  // OpenStack config-drive meta_data keys, as cloud-init reads them.
+  const metaData: Record<string, unknown> = { uuid: host.metadata.uid, name: host.metadata.name, hostname: host.metadata.name };
+  const external = ctx.configDriveSource ? await readConfigDriveSource(ctx.configDriveSource, host) : undefined;
+  if (external) {
+    if (external.secretUse && ctx.reportSecretUse) {
+      const use = external.secretUse;
+      try {
+        ctx.reportSecretUse({
+          secretName: use.secretName,
+          secretProject: use.secretProject,
+          secretVersion: use.secretVersion,
+          hostName: host.metadata.name,
+          hostUid: host.metadata.uid,
+          purpose: 'user-data',
+          hostState: host.status.provisioning.state,
+        });
+      } catch {
+        // The reporter logs its own failures; it must not break the deploy it observes.
+      }
+    }
+    return {
+      metaData: { ...metaData, ...external.metaData },
+      ...(external.userData !== undefined ? { userData: external.userData } : {}),
+      ...(external.networkData !== undefined ? { networkData: external.networkData } : {}),
+    };
+  }
+  const userData = await ctx.credentials.userData(host);
+  return { metaData, ...(userData !== undefined ? { userData } : {}) };
+}
+
 export const provisioning: Handler = (ctx) =>
   guarded('provisioning', async () => {
     const { host } = ctx;
@@ -75,53 +120,75 @@ export const provisioning: Handler = (ctx) =>
           message: noAgentMessage(bmc.driver.name, 'deploying', 'this host cannot be provisioned by Ingot until then: remove spec.image, or set spec.externallyProvisioned if it already runs its OS'),
         };
       }
+      if (wantsSecureBoot(host)) {
+        // Also checked before anything touches the host: a deploy that would end without the
+        // secure boot its tenant asked for must not start.
+        const refusal = secureBootRefusal(host, await ctx.bmc());
+        if (refusal) return { kind: 'failed', errorType: 'provisioning', message: refusal };
+      }
       state[STEP.image] = host.spec.image;
+      state[SECURE_BOOT_STEP.bootMode] = host.spec.bootMode ?? 'UEFI';
       return { kind: 'save' };
     }
     const image = state[STEP.image] as ImageSpec;
     const cached = await imageThroughCache(ctx, image);
     if (cached.kind !== 'ready') return cached.outcome;
     const bmc = await ctx.bmc();
-    const pending =
-      (await bootAgent(ctx, bmc)) ??
-      (await runAgentOperation(ctx, {
-        errorType: 'provisioning',
-        progressStep: 'deploy',
-        request: async () => {
-          const userData = await ctx.credentials.userData(host);
-          return {
+    let pending: Outcome | undefined;
+    try {
+      pending =
+        (await secureBootOffForDeploy(ctx, bmc)) ??
+        (await bootAgent(ctx, bmc)) ??
+        (await runAgentOperation(ctx, {
+          errorType: 'provisioning',
+          progressStep: 'deploy',
+          request: async () => ({
             kind: 'deploy',
             deploy: {
               image: cached.image,
               ...(host.spec.rootDeviceHints ? { rootDeviceHints: host.spec.rootDeviceHints } : {}),
-              configDrive: {
-                // OpenStack config-drive meta_data keys, as cloud-init reads them.
-                metaData: { uuid: host.metadata.uid, name: host.metadata.name, hostname: host.metadata.name },
-                ...(userData !== undefined ? { userData } : {}),
-              },
+              configDrive: await buildConfigDrive(ctx, host),
             },
-          };
-        },
-      }));
+          }),
+        }));
+    } catch (error) {
+      if (!(error instanceof ConfigDriveProblem)) throw error;
+      return { kind: 'failed', errorType: 'provisioning', message: error.message };
+    }
     if (pending) return pending;
+    const secureBootOn = await enableSecureBootForOs(ctx, bmc);
+    if (secureBootOn) return secureBootOn;
     if (!state[STEP.agentFinished]) {
       await bmc.driver.boot.setBootDevice(bmc.target, { device: 'hdd', persistent: true, mode: bootModeOf(ctx) });
     }
     const finishing = await finishAgent(ctx, bmc);
     if (finishing) return finishing;
+    const events: EventNote[] = [];
+    delete status.provisioning.secureBoot;
     if (host.spec.online) {
       if (state[STEP.rebootAt] === undefined) {
         await bmc.driver.power.reboot(bmc.target, { mode: 'hard' });
         state[STEP.rebootAt] = ctx.clock.now();
         return { kind: 'save' };
       }
-      const powering = await powerTo(ctx, bmc, 'on');
+      const powering = (await powerTo(ctx, bmc, 'on')) ?? (await verifySecureBoot(ctx, bmc));
       if (powering) return powering;
+      if (wantsSecureBoot(host)) {
+        status.provisioning.secureBoot = true;
+        events.push({ type: 'Normal', reason: 'SecureBootVerified', message: 'the BMC reports the new OS running with UEFI secure boot on (SecureBootCurrentBoot Enabled)' });
+      }
     } else {
       const powering = await powerTo(ctx, bmc, 'off');
       if (powering) return powering;
+      if (wantsSecureBoot(host)) {
+        // Nothing runs, so nothing can be verified: the setting is what can be checked now.
+        if (!(await bmc.driver.secureBoot!.get(bmc.target)).enabled) {
+          return { kind: 'failed', errorType: 'provisioning', message: 'secure boot did not take effect: the BMC reports the secure boot setting disabled after enabling it; check the BMC, or set spec.bootMode to UEFI' };
+        }
+        events.push({ type: 'Normal', reason: 'SecureBootNotVerified', message: 'UEFI secure boot is enabled for the next boot; it was not verified on a running OS because spec.online is false' });
+      }
     }
     status.provisioning.image = image;
-    status.provisioning.bootMode = host.spec.bootMode ?? 'UEFI';
-    return { kind: 'advance', event: 'provisioned', message: `provisioned ${image.url}` };
+    status.provisioning.bootMode = effectiveBootMode(host);
+    return { kind: 'advance', event: 'provisioned', message: `provisioned ${image.url}`, events };
   });

@@ -7,7 +7,8 @@ import { API_VERSION } from '../../model/envelope.js';
 import type { ErrorType, Host, HostSpec, HostState, HostStatus, ImageSpec } from '../../model/host.js';
 import { initialHostStatus } from '../../model/host.js';
 import { createManualClock, type ManualClock } from '../clock.js';
-import { createSecretCredentialsResolver, type CredentialsResolver } from '../credentials.js';
+import type { ConfigDriveSource } from '../config-drive-source.js';
+import { createSecretCredentialsResolver, type CredentialsResolver, type SecretUseListener } from '../credentials.js';
 import { handlerContext } from '../engine.js';
 import type { Outcome } from '../outcome.js';
 import { runHandler } from './index.js';
@@ -132,7 +133,15 @@ export function withoutAgent(base: DriverRegistry): DriverRegistry {
   };
 }
 
-export function harness(opts: { config?: Partial<HandlerConfig>; drivers?: (base: DriverRegistry) => DriverRegistry; images?: ImageProxy } = {}): Harness {
+export function harness(
+  opts: {
+    config?: Partial<HandlerConfig>;
+    drivers?: (base: DriverRegistry) => DriverRegistry;
+    images?: ImageProxy;
+    configDriveSource?: ConfigDriveSource;
+    reportSecretUse?: SecretUseListener;
+  } = {},
+): Harness {
   const clock = createManualClock();
   const fleet = new FakeFleet({
     now: () => clock.now(),
@@ -150,7 +159,16 @@ export function harness(opts: { config?: Partial<HandlerConfig>; drivers?: (base
   const base = createDriverRegistry({ fake: fleet });
   const drivers = opts.drivers ? opts.drivers(base) : base;
   const log = { info() {}, warn() {}, error() {} };
-  const deps = { drivers, credentials, clock, config, log, ...(opts.images ? { images: opts.images } : {}) };
+  const deps = {
+    drivers,
+    credentials,
+    clock,
+    config,
+    log,
+    ...(opts.images ? { images: opts.images } : {}),
+    ...(opts.configDriveSource ? { configDriveSource: opts.configDriveSource } : {}),
+    ...(opts.reportSecretUse ? { reportSecretUse: opts.reportSecretUse } : {}),
+  };
 
   async function run(input: Host | HostBuilder) {
     const h = input instanceof HostBuilder ? input.build() : structuredClone(input);

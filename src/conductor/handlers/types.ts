@@ -9,7 +9,8 @@ import type { AgentPort } from '../agent-port.js';
 import type { BmcDriver, BmcTarget } from '../../drivers/driver.js';
 import type { Host, ImageSpec } from '../../model/host.js';
 import type { Clock } from '../clock.js';
-import type { CredentialsResolver, ResolvedCredentials } from '../credentials.js';
+import type { ConfigDriveSource } from '../config-drive-source.js';
+import type { CredentialsResolver, ResolvedCredentials, SecretUseListener } from '../credentials.js';
 import type { Outcome } from '../outcome.js';
 import type { ApprovedFirmware } from './firmware-check.js';
 
@@ -28,6 +29,12 @@ export interface HandlerConfig {
   resetBiosOnClean: boolean;
   /** Cleaning fails when a listed firmware component runs a version not in its list. */
   approvedFirmware: ApprovedFirmware;
+  /**
+   * How long after powering on into the new OS the BMC may take to report that the running boot
+   * has secure boot on (Redfish SecureBootCurrentBoot is updated by the firmware during POST)
+   * before provisioning fails as "secure boot did not take effect".
+   */
+  secureBootVerifyTimeoutMs: number;
 }
 
 export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
@@ -38,6 +45,7 @@ export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
   deletePowerOffAttempts: 5,
   resetBiosOnClean: true,
   approvedFirmware: {},
+  secureBootVerifyTimeoutMs: 5 * 60_000,
 };
 
 export interface HandlerLog {
@@ -85,6 +93,10 @@ export interface HandlerContext {
   newOperationId(): string;
   /** Set when images go through the conductor's cache; absent: agents download spec.image.url themselves. */
   images?: ImageProxy;
+  /** Asked first for a deploy's user data, network data and meta data (config-drive-source.ts). */
+  configDriveSource?: ConfigDriveSource;
+  /** Reports a secret use the conductor did not resolve itself (a ConfigDriveSource's); absent: not audited. */
+  reportSecretUse?: SecretUseListener;
 }
 
 export type Handler = (ctx: HandlerContext) => Promise<Outcome>;
