@@ -12,7 +12,7 @@ export const CHECKSUM_HEX_LENGTH: Record<StrongChecksumType, number> = { sha256:
 
 export const OSImageSpec = Type.Object(
   {
-    url: Type.String({ minLength: 1, maxLength: 4096, pattern: '^(https?|file)://', description: 'http(s):// (or file:// for a conductor-local image); never shown to tenants' }),
+    url: Type.String({ minLength: 1, maxLength: 4096, pattern: '^https?://', description: 'http:// or https:// (what the conductor and agents download); never shown to tenants' }),
     checksum: Type.String({ pattern: '^[0-9a-fA-F]{64}([0-9a-fA-F]{64})?$', description: 'hex digest: 64 digits for sha256, 128 for sha512' }),
     checksumType: Type.Enum(STRONG_CHECKSUM_TYPES, { description: 'sha256 or sha512 (md5 is never accepted for published images)' }),
     format: Type.Enum(IMAGE_FORMATS),

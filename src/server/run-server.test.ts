@@ -52,6 +52,7 @@ describe('runServer', () => {
 
     // 2. the token text is nowhere in the data directory (database, WAL, key file)
     for (const file of readdirSync(dataDir)) {
+      if (!statSync(join(dataDir, file)).isFile()) continue;
       expect(readFileSync(join(dataDir, file)).toString('latin1'), file).not.toContain(token);
     }
 

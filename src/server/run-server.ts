@@ -32,6 +32,10 @@ import { createWebhookSink } from './audit/sinks/webhook-sink.js';
 import type { RateLimitConfig } from './limits/rate-limit.js';
 import { generateToken, hashToken, isWellFormedToken, TOKEN_PATTERN } from './auth/tokens.js';
 import { createLogger } from './logger.js';
+import { claimConfigDriveSource, createClaimController } from '../tenancy/claim-controller.js';
+import { createClaimSetController } from '../tenancy/claim-set-controller.js';
+import { createOsImageVerifier } from '../tenancy/os-image-verifier.js';
+import type { ControllerLog } from '../tenancy/reconcile-loop.js';
 import { loadApiHttpsOptions, type ApiTlsConfig } from './tls/api-tls.js';
 import { createOidcVerifier, type OidcConfig } from './auth/oidc.js';
 
@@ -77,6 +81,8 @@ export interface RunServerOptions {
    */
   images?: { downloadSource?: 'direct' | 'local'; cacheMaxBytes?: number; caPem?: string; caBundleFile?: string; requireHttps?: boolean };
   conductor?: Partial<Omit<ConductorOptions, 'store' | 'drivers' | 'credentials'>>;
+  /** Claim, claim-set and OS-image controllers: how often they look without a nudge (default 1 s). */
+  tenancy?: { pollMs?: number };
   policy?: Policy;
   /** A pino logger, or a level for the default one (info). */
   log?: Logger | LevelWithSilent;
@@ -351,6 +357,26 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       const drivers = createDriverRegistry({ ...(fake ? { fake } : {}), ...(redfish ? { redfish } : {}), ...(agent ? { agent } : {}) });
       const credentials = createSecretCredentialsResolver((ref) => readSecretValues(store, secretBox, ref));
       const conductorLog = log.child({ component: 'conductor' });
+      // Tenancy runs beside the conductor: claims and claim sets become host bindings and host
+      // specs, which the conductor then acts on; claims supply their hosts' config drives.
+      const tenancyLog = (component: string): ControllerLog => {
+        const child = log.child({ component });
+        return { info: (m, f) => child.info(f ?? {}, m), warn: (m, f) => child.warn(f ?? {}, m), error: (m, f) => child.error(f ?? {}, m) };
+      };
+      const tenancyPoll = opts.tenancy?.pollMs !== undefined ? { pollMs: opts.tenancy.pollMs } : {};
+      const controllers = [
+        createClaimController({ store, secretBox, log: tenancyLog('claims'), ...tenancyPoll }),
+        createClaimSetController({ store, secretBox, log: tenancyLog('claimsets'), ...tenancyPoll }),
+      ];
+      const imageCa = opts.images?.caPem ?? (opts.images?.caBundleFile ? readCaBundle(opts.images.caBundleFile) : undefined);
+      const verifier = createOsImageVerifier({
+        store,
+        workDir: join(dataDir, 'osimage-verify'),
+        log: tenancyLog('osimage-verifier'),
+        ...tenancyPoll,
+        // Published images are fetched like deploys fetch them: http(s) only, the same CA and https rule.
+        fetchOptions: { allowFileUrls: false, ...(imageCa ? { caPem: imageCa } : {}), ...(opts.images?.requireHttps !== undefined ? { requireHttps: opts.images.requireHttps } : {}) },
+      });
       conductor = createConductor({
         log: {
           info: (message, fields) => conductorLog.info(fields ?? {}, message),
@@ -366,12 +392,13 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
               roles: [],
               project: '',
               action: 'secret:use',
-              target: { kind: 'Secret', project: '', name: use.secretName },
+              target: { kind: 'Secret', project: use.secretProject ?? '', name: use.secretName },
               outcome: 'succeeded',
               reason: `version ${use.secretVersion} used as ${use.purpose} for host ${use.hostName} (uid ${use.hostUid})${use.hostState ? ` while ${use.hostState}` : ''}`,
             })
             .catch((err: unknown) => conductorLog.error({ err: String(err), secret: use.secretName, host: use.hostName }, 'could not audit a secret use'));
         },
+        configDriveSource: claimConfigDriveSource(store, secretBox),
         ...opts.conductor,
         ...(images ? { images } : {}),
         store,
@@ -381,6 +408,12 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       const started = conductor;
       cleanups.push(() => started.stop());
       await conductor.start();
+      for (const controller of controllers) {
+        controller.start();
+        cleanups.push(() => controller.stop());
+      }
+      verifier.start();
+      cleanups.push(() => verifier.stop());
     }
 
     let closing: Promise<void> | undefined;

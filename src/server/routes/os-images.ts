@@ -12,7 +12,7 @@ function urlProblems(url: string): FieldProblem[] {
   try {
     parsed = new URL(url);
   } catch {
-    return [{ field: 'spec.url', message: 'must be an absolute http://, https:// or file:// URL' }];
+    return [{ field: 'spec.url', message: 'must be an absolute http:// or https:// URL' }];
   }
   if (parsed.username || parsed.password) return [{ field: 'spec.url', message: 'must not carry credentials; serve the image from a location the conductor can read without them' }];
   return [];
