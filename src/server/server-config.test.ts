@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseServerConfig, serverOptionsFromConfig } from './server-config.js';
+import { loadServerConfig, parseServerConfig, serverOptionsFromConfig } from './server-config.js';
 
 describe('server config file', () => {
   it('turns a full file into runServer options', () => {
@@ -68,5 +71,77 @@ describe('server config file', () => {
     expect(options.approvals).toEqual({ destructiveThreshold: 2, windowSeconds: 60, ttlSeconds: 600 });
     expect(() => parseServerConfig('approvals: {treshold: 2}', 'ingot.yaml')).toThrow(/treshold/);
     expect(() => parseServerConfig('approvals: {ttlSeconds: 5}', 'ingot.yaml')).toThrow(/ttlSeconds/);
+  });
+
+  describe('audit section (alert rules, webhook)', () => {
+    const RULE = [
+      '    - name: host-changed-by-non-controller',
+      '      match:',
+      '        actions: ["host:update", "host:delete"]',
+      '        targetKinds: [Host]',
+      '        outcomes: [succeeded]',
+      '        actorLacksRole: controller',
+      '      severity: high',
+    ].join('\n');
+
+    it('maps inline alert rules, the webhook and the file copy to runServer options', () => {
+      const text = ['audit:', '  file: false', '  webhook: {url: "http://127.0.0.1:9/hook"}', '  alertRules:', RULE].join('\n');
+      const options = serverOptionsFromConfig(parseServerConfig(text, 'ingot.yaml'));
+      expect(options.audit).toEqual({
+        file: false,
+        webhook: { url: 'http://127.0.0.1:9/hook' },
+        alertRules: [
+          {
+            name: 'host-changed-by-non-controller',
+            match: { actions: ['host:update', 'host:delete'], targetKinds: ['Host'], outcomes: ['succeeded'], actorLacksRole: 'controller' },
+            severity: 'high',
+          },
+        ],
+      });
+    });
+
+    it.each([
+      ['audit:\n  alertRules:\n' + RULE.replace('actorLacksRole', 'actorLacksRoles'), /a\.yaml: audit\.alertRules\[0\]\.match\.actorLacksRoles: is not a known field/],
+      ['audit:\n  alertRules:\n' + RULE.replace('severity: high', 'severity: urgent'), /audit\.alertRules\[0\]\.severity: must be one of info, low, medium, high, critical \(rule "host-changed-by-non-controller"\)/],
+      ['audit:\n  alertRules:\n' + RULE.replace('outcomes: [succeeded]', 'outcomes: [maybe]'), /audit\.alertRules\[0\]\.match\.outcomes\[0\]/],
+      ['audit:\n  alertRules:\n    - {name: x, severity: low}', /audit\.alertRules\[0\]\.match: is required/],
+      ['audit:\n  alertRules:\n    - {name: x, match: {}, severity: low}', /audit\.alertRules\[0\]\.match: is empty/],
+      ['audit:\n  webhok: {url: "http://127.0.0.1:9/"}', /audit\.webhok: unknown field/],
+      ['audit:\n  webhook: {url: "http://127.0.0.1:9/", secret: "inline-secrets-are-refused"}', /audit\.webhook\.secret: unknown field/],
+      ['audit:\n  webhook: {}', /audit\.webhook: must have required properties url/],
+      ['audit:\n  webhook: {url: "ftp://127.0.0.1/x"}', /audit\.webhook\.url: give an http:\/\/ or https:\/\/ URL/],
+      ['audit:\n  alertRulesFile: r.yaml\n  alertRules: []', /audit: give alert rules inline \(alertRules\) or in a file \(alertRulesFile\), not both/],
+    ])('refuses a bad audit section %#, naming the field', (text, message) => {
+      expect(() => parseServerConfig(text, 'a.yaml')).toThrow(message);
+    });
+
+    it('reads alertRulesFile and webhook.secretFile, and names the field when they are bad', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ingot-config-audit-'));
+      try {
+        const rules = join(dir, 'rules.yaml');
+        const secret = join(dir, 'hook.secret');
+        const config = join(dir, 'ingot.yaml');
+        writeFileSync(rules, `rules:\n${RULE.replace(/^  /gm, '')}\n`);
+        writeFileSync(secret, `${'s'.repeat(32)}\n`);
+        writeFileSync(config, `audit:\n  alertRulesFile: ${rules}\n  webhook: {url: "http://127.0.0.1:9/hook", secretFile: ${secret}}\n`);
+        const options = serverOptionsFromConfig(await loadServerConfig(config));
+        expect(options.audit?.alertRules?.map((r) => r.name)).toEqual(['host-changed-by-non-controller']);
+        expect(options.audit?.webhook).toEqual({ url: 'http://127.0.0.1:9/hook', secret: 's'.repeat(32) });
+
+        writeFileSync(rules, `rules:\n${RULE.replace(/^  /gm, '').replace('severity: high', 'severity: urgent')}\n`);
+        await expect(loadServerConfig(config)).rejects.toThrow(`config file ${config}: audit.alertRulesFile (${rules}) rules[0].severity: must be one of`);
+        writeFileSync(rules, 'rules: [ {name: a');
+        await expect(loadServerConfig(config)).rejects.toThrow(`audit.alertRulesFile (${rules}): is not valid YAML`);
+        rmSync(rules);
+        await expect(loadServerConfig(config)).rejects.toThrow(`audit.alertRulesFile: ${rules} cannot be read (ENOENT)`);
+        writeFileSync(rules, 'rules: []');
+        writeFileSync(secret, 'short\n');
+        await expect(loadServerConfig(config)).rejects.toThrow(/audit\.webhook\.secretFile: .* fewer than 16 characters/);
+        // A file read without loadServerConfig must not be silently ignored.
+        expect(() => serverOptionsFromConfig(parseServerConfig(`audit: {alertRulesFile: ${rules}}`, 'x.yaml'))).toThrow(/read by loadServerConfig/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

@@ -6,6 +6,7 @@ import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { IngotError } from '../model/errors.js';
+import { parseAlertRules, validateAlertRules, type AlertRule } from './audit/alert-rules.js';
 import { createPolicy } from './auth/policy.js';
 import { validateOidcConfig } from './auth/oidc.js';
 import type { RunServerOptions } from './run-server.js';
@@ -110,6 +111,27 @@ export const ServerConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    audit: Type.Optional(
+      Type.Object(
+        {
+          file: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 4096 }), Type.Literal(false)], { description: 'JSON-lines copy of the trail; default DATA_DIR/audit.jsonl; false for none' })),
+          webhook: Type.Optional(
+            Type.Object(
+              {
+                url: Type.String({ minLength: 1, maxLength: 4096, description: 'http:// or https:// endpoint receiving events and alerts' }),
+                // A file, never the value itself: config files are copied around and shown.
+                secretFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'file holding the HMAC signing secret' })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          // Validated by alert-rules.ts, whose errors name the rule index and field.
+          alertRules: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 500, description: 'alert rules (docs/audit.md)' })),
+          alertRulesFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'a YAML file of alert rules ({rules: [...]})' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     fake: Type.Optional(
       Type.Object(
         {
@@ -133,7 +155,19 @@ export const ServerConfigSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-export type ServerConfig = Static<typeof ServerConfigSchema>;
+type ServerConfigDocument = Static<typeof ServerConfigSchema>;
+
+/** The `audit:` section once validated; `secret` and rules from files are filled by loadServerConfig. */
+export interface AuditConfig {
+  file?: string | false;
+  webhook?: { url: string; secretFile?: string; /** read from secretFile by loadServerConfig; never accepted inline */ secret?: string };
+  alertRules?: AlertRule[];
+  alertRulesFile?: string;
+}
+export type ServerConfig = Omit<ServerConfigDocument, 'audit'> & { audit?: AuditConfig };
+
+/** Largest webhook secret file read (a secret is a few dozen bytes). */
+const MAX_SECRET_FILE_BYTES = 4096;
 
 const checker = Compile(ServerConfigSchema);
 
@@ -171,7 +205,64 @@ export function parseServerConfig(text: string, path: string): ServerConfig {
   for (const [name, range] of Object.entries(doc.fake?.delays ?? {})) {
     if (range && range[0] > range[1]) throw configError(path, `fake.delays.${name}: [min, max] with min <= max`);
   }
-  return doc;
+  const { audit, ...rest } = doc;
+  if (audit === undefined) return rest;
+  if (audit.alertRules !== undefined && audit.alertRulesFile !== undefined) {
+    throw configError(path, 'audit: give alert rules inline (alertRules) or in a file (alertRulesFile), not both');
+  }
+  if (audit.webhook !== undefined && !/^https?:\/\/[^/\s]/i.test(audit.webhook.url)) {
+    throw configError(path, 'audit.webhook.url: give an http:// or https:// URL of the receiver');
+  }
+  const { alertRules, ...auditRest } = audit;
+  if (alertRules === undefined) return { ...rest, audit: auditRest };
+  const rules = checkAlertRules(() => validateAlertRules({ rules: alertRules }, 'audit.alertRules'), path, (field) => field.replace(/^rules(?=\[|$)/, 'audit.alertRules'));
+  return { ...rest, audit: { ...auditRest, alertRules: rules } };
+}
+
+/** Runs an alert-rules.ts validation, renaming its fields (`rules[0].match`) to where they are in the config. */
+function checkAlertRules(run: () => AlertRule[], path: string, rename: (field: string) => string): AlertRule[] {
+  try {
+    return run();
+  } catch (err) {
+    if (!(err instanceof IngotError)) throw err;
+    const problems = err.details.length > 0 ? err.details.map((d) => `${rename(d.field)}: ${d.message}`) : [err.message];
+    throw configError(path, problems.join('; '));
+  }
+}
+
+async function readBounded(file: string, maxBytes: number, field: string, configPath: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw configError(configPath, `${field}: ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (bytes.length > maxBytes) throw configError(configPath, `${field}: ${file} is larger than ${maxBytes} bytes; is this the right file?`);
+  return bytes.toString('utf8');
+}
+
+/**
+ * Reads the files the audit section points to: alertRulesFile (validated like inline rules,
+ * errors naming `audit.alertRulesFile (FILE) rules[i].field`) and webhook.secretFile. Relative paths
+ * are relative to the working directory, like every other path in the file.
+ */
+export async function resolveAuditFiles(config: ServerConfig, path: string): Promise<ServerConfig> {
+  const audit = config.audit;
+  if (audit === undefined) return config;
+  const next: AuditConfig = { ...audit };
+  if (audit.alertRulesFile !== undefined) {
+    const file = audit.alertRulesFile;
+    const text = await readBounded(file, MAX_CONFIG_BYTES, 'audit.alertRulesFile', path);
+    next.alertRules = checkAlertRules(() => parseAlertRules(text, file), path, (field) => `audit.alertRulesFile (${file}) ${field === file ? '' : field}`.trimEnd());
+    delete next.alertRulesFile;
+  }
+  if (audit.webhook?.secretFile !== undefined) {
+    const secret = (await readBounded(audit.webhook.secretFile, MAX_SECRET_FILE_BYTES, 'audit.webhook.secretFile', path)).trim();
+    if (secret.length < 16) throw configError(path, `audit.webhook.secretFile: ${audit.webhook.secretFile} holds fewer than 16 characters; put a long random secret in it (e.g. \`openssl rand -hex 32\`)`);
+    const { secretFile: _file, ...webhook } = audit.webhook;
+    next.webhook = { ...webhook, secret };
+  }
+  return { ...config, audit: next };
 }
 
 export async function loadServerConfig(path: string): Promise<ServerConfig> {
@@ -184,7 +275,7 @@ export async function loadServerConfig(path: string): Promise<ServerConfig> {
     if (err instanceof IngotError) throw err;
     throw configError(path, `cannot be read: ${(err as Error).message}`);
   }
-  return parseServerConfig(text, path);
+  return resolveAuditFiles(parseServerConfig(text, path), path);
 }
 
 /** Turns a config file into runServer options (flags given on the command line override these). */
@@ -216,6 +307,15 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(img.caBundleFile !== undefined ? { caBundleFile: img.caBundleFile } : {}),
     ...(img.requireHttps !== undefined ? { requireHttps: img.requireHttps } : {}),
   };
+  const a = config.audit;
+  if (a?.alertRulesFile !== undefined || a?.webhook?.secretFile !== undefined) {
+    throw new Error('audit.alertRulesFile and audit.webhook.secretFile are read by loadServerConfig; call it (or resolveAuditFiles) before serverOptionsFromConfig');
+  }
+  const audit = {
+    ...(a?.file !== undefined ? { file: a.file } : {}),
+    ...(a?.webhook ? { webhook: { url: a.webhook.url, ...(a.webhook.secret ? { secret: a.webhook.secret } : {}) } } : {}),
+    ...(a?.alertRules ? { alertRules: a.alertRules } : {}),
+  };
   const fake = config.fake?.enabled === false ? false : config.fake?.delays ? { delays: config.fake.delays } : undefined;
   return {
     ...(config.listen ? { listen: config.listen } : {}),
@@ -228,6 +328,7 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(Object.keys(images).length > 0 ? { images } : {}),
     ...(config.tls ? { tls: { ...config.tls } } : {}),
     ...(config.oidc ? { oidc: { ...config.oidc } } : {}),
+    ...(Object.keys(audit).length > 0 ? { audit } : {}),
     ...(config.images?.allowMd5Checksums !== undefined ? { policy: createPolicy({ allowMd5Checksums: config.images.allowMd5Checksums }) } : {}),
   };
 }

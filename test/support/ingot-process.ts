@@ -98,6 +98,9 @@ export async function startIngotServer(options: { dataDir: string; cwd: string; 
   const agentUrl = /^Ingot agent API listening on (http:\/\/\S+)$/m.exec(out)?.[1];
   const token = /^Bootstrap admin token \(shown once; store it safely\): (ingot_\S+)$/m.exec(out)?.[1];
   if (!apiUrl || !agentUrl) throw new Error(`could not read addresses from:\n${out}`);
+  // Shown once on stdout by design; it must appear nowhere else (leak-scan.ts).
+  // (Through globalThis: importing the hook here would load it into vitest's main process.)
+  if (token) (globalThis as { [k: symbol]: { recordSecret(kind: string, value: string): void } | undefined })[Symbol.for('ingot.test.capture')]?.recordSecret('bootstrap admin token', token);
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     const closed = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
