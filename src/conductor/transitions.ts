@@ -39,7 +39,9 @@ export const RETRY_TARGETS: Record<ErrorType, readonly HostState[]> = {
   registration: ['registering'],
   inspection: ['inspecting'],
   preparation: ['preparing'],
-  provisioning: ['provisioning'],
+  // A failed deploy whose spec.image was removed (a claim released, an admin giving up) is
+  // cleaned instead: the deploy may have written part of the disk (error.ts).
+  provisioning: ['provisioning', 'deprovisioning'],
   deprovisioning: ['deprovisioning'],
   'power-management': ['available', 'provisioned', 'externally-provisioned'],
 };

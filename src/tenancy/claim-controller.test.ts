@@ -100,12 +100,20 @@ describe('claim controller: binding and provisioning', () => {
     expect(host.annotations[BOOT_MODE_BEFORE_CLAIM_ANNOTATION]).toBe('legacy');
   });
 
-  it('an OSImage with secureBoot sets UEFISecureBoot even when the node type does not require it', async () => {
+  it('an OSImage with secureBoot sets UEFISecureBoot on a capable host even when the node type does not require it', async () => {
     await createPlatform(store, { imageSecureBoot: true });
-    await createHost(store, 'h1');
+    await createHost(store, 'h1', { secureBoot: true });
     await createClaim(store, 'a', { nodeTypeName: 'standard' });
     await controller.reconcileOnce();
     expect(((await hostNamed(store, 'h1')).spec as HostSpec).bootMode).toBe('UEFISecureBoot');
+  });
+
+  it('a signed OSImage on a host without secure boot (allowed by the node type) keeps the host boot mode', async () => {
+    await createPlatform(store, { imageSecureBoot: true });
+    await createHost(store, 'h1', { secureBoot: false });
+    await createClaim(store, 'a', { nodeTypeName: 'standard' });
+    await controller.reconcileOnce();
+    expect(((await hostNamed(store, 'h1')).spec as HostSpec).bootMode).toBe('UEFI');
   });
 
   it('a host provisioning error fails the claim with a fixed reason, never the host error text', async () => {
@@ -206,7 +214,7 @@ describe('claim controller: why a claim waits', () => {
 describe('claim controller: release', () => {
   it('delete: image removed and power off, releasing while cleaned, then host freed, addresses released, row removed', async () => {
     await createPlatform(store, { nodeTypes: { secure: { selector: {}, osImageName: 'ubuntu' } }, imageSecureBoot: true, pool: POOL });
-    await createHost(store, 'h1');
+    await createHost(store, 'h1', { secureBoot: true });
     const claim = await createClaim(store, 'a', { nodeTypeName: 'secure', userData: SEALED_USER_DATA, networks: [{ ipPoolName: 'rack1' }] });
     await store.putSecretCiphertext({ uid: claim.uid, version: 1, keyId: box.keyId, ciphertext: box.seal({ userData: '#cloud-config\n' }, claim.uid) });
     await run(2);

@@ -282,7 +282,10 @@ class ClaimReconciler {
       return;
     }
     const image = imageRow.spec as OSImageSpec;
-    const secureBoot = nodeType.selector.capabilities?.secureBoot === true || image.secureBoot === true;
+    // Secure boot when the node type requires it (its selector only matches capable hosts), or
+    // when the image is signed and this host can do it; a signed image on a host without secure
+    // boot support still boots (UEFI), as the node type allowed that host.
+    const nodeTypeRequiresSecureBoot = nodeType.selector.capabilities?.secureBoot === true;
     const patched = await this.#patchHost(binding.hostUid, async (current) => {
       if (current.deletionTimestamp !== undefined) return undefined;
       const label = current.labels[CLAIM_LABEL];
@@ -290,6 +293,7 @@ class ClaimReconciler {
       // Re-checked just before writing: a release by another process may have unbound us.
       if ((await this.store.getClaimBinding(claim.uid))?.hostUid !== current.uid) return undefined;
       const spec = current.spec as HostSpec;
+      const secureBoot = nodeTypeRequiresSecureBoot || (image.secureBoot === true && (current.status as { hardware?: { secureBootCapable?: boolean } }).hardware?.secureBootCapable === true);
       const annotations: Record<string, string> = { ...current.annotations, [CLAIM_NAME_ANNOTATION]: `${claim.project}/${claim.name}` };
       if (annotations[BOOT_MODE_BEFORE_CLAIM_ANNOTATION] === undefined) annotations[BOOT_MODE_BEFORE_CLAIM_ANNOTATION] = spec.bootMode ?? '';
       const imageSpec: ImageSpec = { url: image.url, checksum: image.checksum, checksumType: image.checksumType, format: image.format };

@@ -22,6 +22,11 @@ export const error: Handler = async (ctx) => {
     // the safe start: it touches no disk.
     return { kind: 'advance', event: 'retry', to: 'registering', message: 'error without errorType: registering again' };
   }
+  if (status.errorType === 'provisioning' && !ctx.host.spec.image) {
+    // Nothing to deploy any more: clean at once (no backoff: it is what the spec asks for), so
+    // a released claim's host is wiped and freed rather than retrying a deploy forever.
+    return { kind: 'advance', event: 'retry', to: 'deprovisioning', message: 'spec.image was removed after a failed deploy: cleaning the host' };
+  }
   const to = retryTarget(ctx);
   if (status.errorType === 'registration' && (await adminFixedSomething(ctx))) {
     return { kind: 'advance', event: 'retry', to, message: 'retrying registration: credentials or spec changed' };
@@ -35,6 +40,7 @@ export const error: Handler = async (ctx) => {
 function retryTarget(ctx: HandlerContext): HostState {
   const status = ctx.host.status;
   const allowed = RETRY_TARGETS[status.errorType as keyof typeof RETRY_TARGETS];
+  // provisioning retries into provisioning; its deprovisioning target is for a removed image (above).
   const resume = status.stepState?.[RESUME_STATE];
   return allowed.find((s) => s === resume) ?? allowed[0]!;
 }

@@ -376,7 +376,12 @@ describe('error', () => {
     { name: 'backoff not over: waits the rest', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 5_000 }), expect: { kind: 'wait', afterMs: 5_000 } },
     { name: 'inspection: back to inspecting', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'inspecting' } },
     { name: 'preparation: back to preparing', given: () => host('error').failed('preparation', { from: 'preparing', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'preparing' } },
-    { name: 'provisioning: back to provisioning', given: () => host('error').failed('provisioning', { from: 'provisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioning' } },
+    { name: 'provisioning: back to provisioning', given: () => host('error').withImage().failed('provisioning', { from: 'provisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioning' } },
+    {
+      name: 'provisioning, spec.image removed (claim released): cleaned at once, without waiting for the backoff',
+      given: () => host('error').failed('provisioning', { from: 'provisioning', dueInMs: 60_000 }),
+      expect: { kind: 'advance', event: 'retry', to: 'deprovisioning' },
+    },
     { name: 'deprovisioning: back to deprovisioning, never to available', given: () => host('error').failed('deprovisioning', { from: 'deprovisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'deprovisioning' } },
     { name: 'power-management: back to the resting state it left', given: () => host('error').failed('power-management', { from: 'provisioned', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioned' } },
     { name: 'registration, same credentials, backoff running: waits', given: () => host('error').failed('registration', { credentialsVersion: 1 }), expect: { kind: 'wait', afterMs: 60_000 } },
