@@ -1,5 +1,6 @@
 // Errors the CLI shows a person: every message says what happened and what to do next.
 import { ApiError } from '../client/api-error.js';
+import { ClaimFailedError, ClaimWaitTimeoutError } from '../client/wait-for-claim.js';
 import { HostFailedError, WaitTimeoutError } from '../client/wait-for-host-state.js';
 
 /** A failure the CLI already phrased for the user; `exitCode` is what the process exits with. */
@@ -28,12 +29,35 @@ export function explainError(err: unknown): string {
   if (err instanceof WaitTimeoutError) {
     return `${err.message}; it may still get there: follow it with \`ingot host show ${err.hostName}\` and \`ingot host events ${err.hostName}\`, or wait longer with --timeout`;
   }
+  if (err instanceof ClaimFailedError) {
+    return [
+      err.message,
+      `  see it: ingot claim show ${err.claimName} --project ${err.project}`,
+      `  then delete it and claim again once the cause is fixed: ingot claim delete ${err.claimName} --project ${err.project}`,
+    ].join('\n');
+  }
+  if (err instanceof ClaimWaitTimeoutError) return explainClaimTimeout(err);
   if (err instanceof ApiError) return explainApiError(err);
   if (err instanceof Error) return err.message;
   return String(err);
 }
 
+function explainClaimTimeout(err: ClaimWaitTimeoutError): string {
+  const p = `--project ${err.project}`;
+  const next =
+    err.kind === 'claimset'
+      ? `follow it with \`ingot claimset show ${err.objectName} ${p}\` and \`ingot claim list ${p}\``
+      : err.target === 'deleted'
+        ? `the controller is still releasing it (cleaning the host); follow it with \`ingot claim show ${err.objectName} ${p}\`, and if it stays, ask a platform admin to check the claim controller and the host`
+        : err.lastSeen.startsWith('pending')
+          ? `a pending claim waits for a free host that matches its node type; check the reason above, \`ingot claim show ${err.objectName} ${p}\` and \`ingot nodetype list ${p}\`, or ask a platform admin for capacity`
+          : `it may still get there: follow it with \`ingot claim show ${err.objectName} ${p}\``;
+  return `${err.message}\n  ${next}; or wait longer with --timeout`;
+}
+
 export function explainApiError(err: ApiError): string {
+  // A hard quota answers 403 too, but no role will help: name the quota and what frees it.
+  if (err.code === 'INGOT_ERR_QUOTA_EXCEEDED') return `refused by quota: ${err.message}`;
   if (err.code === 'INGOT_ERR_CONNECTION') {
     return `${err.message}. Is \`ingot server\` running? Set INGOT_SERVER or run \`ingot login\``;
   }

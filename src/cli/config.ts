@@ -5,11 +5,14 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createClient, type IngotClient } from '../client/index.js';
+import { DNS_LABEL } from '../model/envelope.js';
 import { CliError, LOGIN_HINT } from './cli-error.js';
 
 export interface SavedConfig {
   server: string;
   token: string;
+  /** The default project for project commands (`ingot login --project P`). */
+  project?: string;
 }
 
 export interface ResolvedConfig {
@@ -35,6 +38,7 @@ export function readConfigFile(path: string): Partial<SavedConfig> {
     return {
       server: typeof parsed.server === 'string' ? parsed.server : undefined,
       token: typeof parsed.token === 'string' ? parsed.token : undefined,
+      project: typeof parsed.project === 'string' ? parsed.project : undefined,
     };
   } catch {
     throw new CliError(`the config file ${path} is not valid JSON; remove it and run \`ingot login\` again`);
@@ -48,6 +52,33 @@ export function resolveConfig(env: NodeJS.ProcessEnv = process.env, serverFlag?:
   // The saved token belongs to the saved server: never send it to another one.
   const fileToken = file.token && file.server && sameServer(file.server, server) ? file.token : undefined;
   return { server, token: env.INGOT_TOKEN || fileToken, path };
+}
+
+/**
+ * The project for a project command: --project, else INGOT_PROJECT, else the one `ingot login
+ * --project` saved (only for the server it was saved with, like the token); a CliError saying
+ * how to give one when there is none.
+ */
+export function resolveProject(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, serverFlag?: string): string {
+  const given = flag ?? (env.INGOT_PROJECT || undefined);
+  let project = given;
+  let from = flag !== undefined ? '--project' : 'INGOT_PROJECT';
+  if (project === undefined) {
+    const path = configPath(env);
+    const file = readConfigFile(path);
+    const server = serverFlag || env.INGOT_SERVER || file.server;
+    if (file.project && file.server && sameServer(file.server, server)) {
+      project = file.project;
+      from = path;
+    }
+  }
+  if (project === undefined || project === '') {
+    throw new CliError('no project given: use --project PROJECT, set INGOT_PROJECT, or save a default with `ingot login --server URL --token TOKEN --project PROJECT`');
+  }
+  if (!DNS_LABEL.test(project) || project.length > 63) {
+    throw new CliError(`project "${project}" (from ${from}) is not a project name: use lower-case letters, digits and "-", at most 63 characters`);
+  }
+  return project;
 }
 
 function sameServer(a: string, b: string | undefined): boolean {

@@ -1,7 +1,7 @@
 // What every command gets: where to print, how to get a client, and a wrapper that turns any
 // error into a message and an exit code (so no command handles that on its own).
 import type { IngotClient } from '../client/index.js';
-import { clientFromConfig } from './config.js';
+import { clientFromConfig, resolveProject } from './config.js';
 import { CliError, explainError } from './cli-error.js';
 
 export interface CommandContext {
@@ -9,6 +9,8 @@ export interface CommandContext {
   err: NodeJS.WriteStream;
   /** A client for the configured server (throws CliError when none is configured). */
   client(): IngotClient;
+  /** The project for a project command: `flag`, else INGOT_PROJECT, else the saved default (throws CliError when none). */
+  project(flag?: string): string;
   /** Wraps an action: errors are printed as `ingot: error: …` and set the exit code. */
   run<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void>;
 }
@@ -18,6 +20,7 @@ export function createContext(getServerFlag: () => string | undefined): CommandC
     out: process.stdout,
     err: process.stderr,
     client: () => clientFromConfig(getServerFlag()),
+    project: (flag) => resolveProject(flag, process.env, getServerFlag()),
     run:
       (fn) =>
       async (...args) => {

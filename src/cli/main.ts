@@ -15,6 +15,8 @@ import { registerAgent } from './commands/agent.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerApprovals } from './commands/approvals.js';
 import { registerAudit } from './commands/audit.js';
+import { registerPlatformKinds } from './commands/platform-kinds.js';
+import { registerClaims } from './commands/claims.js';
 
 function version(): string {
   try {
@@ -31,7 +33,7 @@ export function buildProgram(): Command {
     .description('Ingot: enroll, inspect, clean and provision bare-metal servers through their BMCs')
     .version(version(), '-V, --version')
     .enablePositionalOptions()
-    .addHelpText('after', '\nThe API address and token come from INGOT_SERVER and INGOT_TOKEN, else from `ingot login`.')
+    .addHelpText('after', '\nThe API address and token come from INGOT_SERVER and INGOT_TOKEN, else from `ingot login`.\nProject commands (claim, claimset) take --project, else INGOT_PROJECT, else `ingot login --project`.')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
   // The API address and token come from INGOT_SERVER / INGOT_TOKEN or `ingot login`'s file
@@ -43,6 +45,8 @@ export function buildProgram(): Command {
   registerApply(program, ctx);
   registerHosts(program, ctx);
   registerSecrets(program, ctx);
+  registerPlatformKinds(program, ctx);
+  registerClaims(program, ctx);
   registerSecretsRekey(program, ctx);
   registerLab(program, ctx);
   registerAgent(program, ctx);

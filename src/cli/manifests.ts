@@ -4,32 +4,68 @@
 // tell; the server may still refuse what only it can judge).
 import { readFileSync, statSync } from 'node:fs';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { Type, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { API_VERSION, DNS_LABEL } from '../model/envelope.js';
+import { ClaimSetSpec } from '../model/claim-set.js';
+import { ClaimSpec, NODE_TYPE_NAME_PATTERN, NodeTypeName } from '../model/claim.js';
+import { API_VERSION, DNS_LABEL, InputMetadata, Name } from '../model/envelope.js';
 import { HostInput } from '../model/host.js';
+import { IpPoolSpec } from '../model/ip-pool.js';
+import { NodeTypeSpec } from '../model/node-type.js';
+import { OSImageSpec } from '../model/os-image.js';
+import { ProjectSpec } from '../model/project.js';
 import { SecretInput } from '../model/secret.js';
+import type { ResourceInput } from '../client/tenancy-types.js';
 import { CliError } from './cli-error.js';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 export const MAX_DOCUMENTS = 1000;
 
-export type ManifestKind = 'Host' | 'Secret';
+export const MANIFEST_KINDS = ['Host', 'Secret', 'OSImage', 'NodeType', 'Project', 'IPPool', 'Claim', 'ClaimSet'] as const;
+export type ManifestKind = (typeof MANIFEST_KINDS)[number];
+/** Kinds that live in a project (/api/v1/projects/P/…): they take metadata.project or the default project. */
+export const PROJECT_KINDS: readonly ManifestKind[] = ['Claim', 'ClaimSet'];
+/** Kinds that live either on the platform or in a project, by metadata.project (no default applies). */
+export const EITHER_SCOPE_KINDS: readonly ManifestKind[] = ['Secret'];
 
 export interface Manifest {
   kind: ManifestKind;
   name: string;
+  /** metadata.project as written (project kinds without it go to the default project). */
+  project?: string;
   /** The object to send (Secret `data` already decoded into `stringData`). */
-  body: HostInput | SecretInput;
+  body: HostInput | SecretInput | ResourceInput<unknown>;
   /** 1-based position in the file, and the line it starts on, for messages. */
   index: number;
   line: number;
 }
 
-const validators = {
-  Host: Compile(HostInput),
-  Secret: Compile(SecretInput),
+/** The body the shared resource routes accept (src/server/routes/resource-routes.ts `Input`). */
+function resourceInput(kind: string, spec: TSchema, name: TSchema = Name): TSchema {
+  return Type.Object(
+    {
+      apiVersion: Type.Optional(Type.Literal(API_VERSION)),
+      kind: Type.Optional(Type.Literal(kind)),
+      metadata: Type.Object({ ...InputMetadata.properties, name }, { additionalProperties: false }),
+      spec,
+      status: Type.Optional(Type.Unknown()),
+    },
+    { additionalProperties: false },
+  );
+}
+
+const schemas: Record<ManifestKind, TSchema> = {
+  Host: HostInput,
+  Secret: SecretInput,
+  OSImage: resourceInput('OSImage', OSImageSpec),
+  NodeType: resourceInput('NodeType', NodeTypeSpec, NodeTypeName),
+  Project: resourceInput('Project', ProjectSpec),
+  IPPool: resourceInput('IPPool', IpPoolSpec),
+  Claim: resourceInput('Claim', ClaimSpec),
+  ClaimSet: resourceInput('ClaimSet', ClaimSetSpec),
 };
-const schemas: Record<ManifestKind, unknown> = { Host: HostInput, Secret: SecretInput };
+const validators = Object.fromEntries(Object.entries(schemas).map(([k, v]) => [k, Compile(v)])) as unknown as Record<ManifestKind, ReturnType<typeof Compile>>;
+const NODE_TYPE_NAME = new RegExp(NODE_TYPE_NAME_PATTERN);
 
 /** Reads a file (or standard input for '-') with a size bound. */
 export async function readManifestSource(file: string): Promise<string> {
@@ -54,7 +90,7 @@ export async function readManifestSource(file: string): Promise<string> {
 }
 
 /** Parses and validates every document; throws one CliError listing every problem found. */
-export function parseManifests(text: string, source: string, allowedKinds: readonly ManifestKind[] = ['Host', 'Secret']): Manifest[] {
+export function parseManifests(text: string, source: string, allowedKinds: readonly ManifestKind[] = MANIFEST_KINDS): Manifest[] {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (!Array.isArray(docs)) {
@@ -92,20 +128,20 @@ export function parseManifests(text: string, source: string, allowedKinds: reado
       problems.push(...result.problems.map((p) => `${where}, ${result.kind.toLowerCase()}/${result.name}: ${p}`));
       continue;
     }
-    const key = `${result.kind}/${result.name}`;
+    const key = `${result.kind}/${result.project ? `${result.project}/` : ''}${result.name}`;
     if (seen.has(key)) {
       problems.push(`${where}: ${key.toLowerCase()} is also defined in document ${seen.get(key)}; keep one`);
       continue;
     }
     seen.set(key, index);
-    manifests.push({ kind: result.kind, name: result.name, body: result.body, index, line });
+    manifests.push({ kind: result.kind, name: result.name, ...(result.project ? { project: result.project } : {}), body: result.body, index, line });
   }
   if (problems.length > 0) throw new CliError(problems.join('\n') + '\nnothing was applied; fix the manifests and run the command again');
   if (manifests.length === 0) throw new CliError(`${source} contains no documents; nothing was applied`);
   return manifests;
 }
 
-type Checked = { kind: ManifestKind; name: string; body: HostInput | SecretInput; problems: string[] };
+type Checked = { kind: ManifestKind; name: string; project?: string; body: Manifest['body']; problems: string[] };
 
 function checkDocument(value: unknown, doc: Document, lc: LineCounter, allowedKinds: readonly ManifestKind[]): Checked | string {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return 'expected a mapping with apiVersion, kind, metadata and spec';
@@ -120,22 +156,29 @@ function checkDocument(value: unknown, doc: Document, lc: LineCounter, allowedKi
   const metadata = v.metadata as Record<string, unknown> | undefined;
   const name = metadata && typeof metadata === 'object' ? metadata.name : undefined;
   if (typeof name !== 'string' || name.length === 0) return 'metadata.name is missing; every resource needs a name';
-  if (!DNS_LABEL.test(name) || name.length > 63) {
+  if (kind === 'NodeType') {
+    if (!NODE_TYPE_NAME.test(name) || name.length > 253) return `metadata.name "${name}" is not a node type name: use lower-case letters, digits, "-" and ".", starting and ending with a letter or digit`;
+  } else if (!DNS_LABEL.test(name) || name.length > 63) {
     return `metadata.name "${name}" is not a DNS label: use lower-case letters, digits and "-", at most 63 characters, starting and ending with a letter or digit`;
   }
   let body = v;
   const problems: string[] = [];
+  const project = metadata?.project;
+  if (project !== undefined && !PROJECT_KINDS.includes(kind) && !EITHER_SCOPE_KINDS.includes(kind)) {
+    problems.push(`metadata.project: ${kind} objects belong to the platform, not to a project; remove metadata.project`);
+  }
+  const scopeProblems = problems.length;
   if (kind === 'Secret' && v.data !== undefined) {
     // Kubernetes users write `data` (base64); the API takes `stringData`.
     const decoded = decodeSecretData(v.data, problems);
     const { data: _ignored, ...rest } = v;
     body = { ...rest, stringData: { ...(decoded ?? {}), ...((v.stringData as Record<string, string>) ?? {}) } };
   }
-  if (problems.length === 0) {
+  if (problems.length === scopeProblems) {
     const validator = validators[kind];
     if (!validator.Check(body)) problems.push(...schemaProblems(validator.Errors(body), schemas[kind], doc, lc));
   }
-  return { kind, name, body: body as unknown as HostInput | SecretInput, problems };
+  return { kind, name, ...(typeof project === 'string' && project !== '' ? { project } : {}), body: body as unknown as Manifest['body'], problems };
 }
 
 function decodeSecretData(data: unknown, problems: string[]): Record<string, string> | undefined {

@@ -6,6 +6,21 @@ import type { Host, HostInput } from '../model/host.js';
 import type { Secret, SecretInput } from '../model/secret.js';
 import { ApiError, describeFetchFailure } from './api-error.js';
 import { SseParser } from './sse-parser.js';
+import type {
+  Claim,
+  ClaimInput,
+  ClaimSet,
+  ClaimSetInput,
+  IPAddressInfo,
+  IPPool,
+  IPPoolInput,
+  NodeType,
+  NodeTypeInput,
+  OSImage,
+  OSImageInput,
+  Project,
+  ProjectInput,
+} from './tenancy-types.js';
 
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
@@ -171,6 +186,49 @@ export interface ApplyResult<T> {
   object: T;
   /** true when the PUT created the resource (201), false when it replaced it (200). */
   created: boolean;
+  /** The texts of the answer's `Warning: 299` headers (soft quotas), for the caller to show. */
+  warnings?: string[];
+}
+
+/** A create or patch answer, with the server's warnings (soft quotas exceeded, …). */
+export interface WriteResult<T> {
+  object: T;
+  warnings: string[];
+}
+
+/** A delete answer: `accepted` (202) when a controller finishes the deletion later. */
+export interface DeleteResult<T> {
+  object: T | undefined;
+  accepted: boolean;
+}
+
+/** list/get/create/apply/patch/delete (and watch) of one spec-and-status kind at one URL. */
+export interface ResourceClient<T, I> {
+  list(options?: ListOptions): Promise<ResourceList<T>>;
+  /** Follows `continue` cursors until the last page. */
+  listAll(options?: Omit<ListOptions, 'continue'>): Promise<T[]>;
+  get(name: string): Promise<T>;
+  create(input: I): Promise<WriteResult<T>>;
+  /** Create-or-replace with PUT; include metadata.resourceVersion for compare-and-swap. */
+  apply(input: I): Promise<ApplyResult<T> & { warnings: string[] }>;
+  /** JSON merge patch (RFC 7396) on metadata.labels, metadata.annotations and spec. */
+  patch(name: string, patch: Record<string, unknown>): Promise<WriteResult<T>>;
+  delete(name: string): Promise<DeleteResult<T>>;
+  watch(options?: WatchOptions): AsyncIterableIterator<WatchEvent<T>>;
+}
+
+/** The same for a project kind: every call names the project first. */
+export type ProjectResourceClient<T, I> = {
+  [K in keyof ResourceClient<T, I>]: ResourceClient<T, I>[K] extends (...args: infer A) => infer R ? (project: string, ...args: A) => R : never;
+};
+
+/** Secrets of a project (user data for its claims): write-only values, as at /api/v1/secrets. */
+export interface ProjectSecretsClient {
+  list(project: string, options?: ListOptions): Promise<ResourceList<Secret>>;
+  get(project: string, name: string): Promise<Secret>;
+  create(project: string, input: SecretInput): Promise<Secret>;
+  apply(project: string, input: SecretInput): Promise<ApplyResult<Secret>>;
+  delete(project: string, name: string): Promise<void>;
 }
 
 /** A change held by the two-person rule (server: src/server/approvals/). */
@@ -255,6 +313,43 @@ export interface IngotClient {
     list(options?: AuditListOptions): Promise<AuditEvent[]>;
     verify(): Promise<AuditVerifyResult>;
   };
+  /** Published images (platform roles only; tenants never see image URLs). */
+  osImages: ResourceClient<OSImage, OSImageInput>;
+  nodeTypes: ResourceClient<NodeType, NodeTypeInput> & {
+    /** The node types `project` may claim (what its members can read). */
+    listForProject(project: string, options?: ListOptions): Promise<ResourceList<NodeType>>;
+    getForProject(project: string, name: string): Promise<NodeType>;
+  };
+  /** Projects; get/patch/delete at /api/v1/projects/:project (members may read their own). */
+  projects: ResourceClient<Project, ProjectInput>;
+  ipPools: ResourceClient<IPPool, IPPoolInput> & {
+    /** The pool's allocated addresses, in address order, with the claim holding each. */
+    addresses(name: string): Promise<IPAddressInfo[]>;
+  };
+  claims: ProjectResourceClient<Claim, ClaimInput> & {
+    /** Claims of every project (platform roles). */
+    listAllProjects(options?: ListOptions): Promise<ResourceList<Claim>>;
+  };
+  claimSets: ProjectResourceClient<ClaimSet, ClaimSetInput>;
+  projectSecrets: ProjectSecretsClient;
+}
+
+/**
+ * The texts of `Warning` headers (RFC 7234 §5.5: `299 ingot "text"`, comma-separated), as the
+ * server sends for soft quotas. Text that does not parse is returned whole rather than dropped.
+ */
+export function parseWarningHeader(header: string | null | undefined): string[] {
+  if (!header) return [];
+  const out: string[] = [];
+  const re = /\s*(\d{3})\s+\S+\s+"((?:[^"\\]|\\.)*)"(?:\s+"[^"]*")?\s*(?:,|$)/gy;
+  let m: RegExpExecArray | null;
+  let end = 0;
+  while ((m = re.exec(header)) !== null && m[0].length > 0) {
+    out.push(m[2]!.replace(/\\(.)/g, '$1'));
+    end = re.lastIndex;
+  }
+  if (end < header.length && header.slice(end).trim() !== '') out.push(header.slice(end).trim());
+  return out;
 }
 
 const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -376,7 +471,7 @@ export function createClient(options: ClientOptions): IngotClient {
   const enc = encodeURIComponent;
   const listQuery = (o: ListOptions = {}) => ({ labelSelector: o.labelSelector, limit: o.limit, continue: o.continue });
 
-  async function* watchHosts(opts: WatchOptions = {}): AsyncIterableIterator<WatchEvent<Host>> {
+  async function* watchPath<T>(path: string, opts: WatchOptions = {}): AsyncIterableIterator<WatchEvent<T>> {
     const parser = new SseParser();
     let lastEventId = opts.lastEventId ?? '';
     let failures = 0;
@@ -387,13 +482,13 @@ export function createClient(options: ClientOptions): IngotClient {
       try {
         const res = await send(
           'GET',
-          '/api/v1/hosts',
+          path,
           { query: { watch: 'true', labelSelector: opts.labelSelector }, signal: opts.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} },
           'text/event-stream',
           false,
         );
         if (!res.ok) {
-          const err = await errorFrom(res, 'GET', '/api/v1/hosts?watch=true');
+          const err = await errorFrom(res, 'GET', `${path}?watch=true`);
           // Client errors will not heal by retrying (bad token, bad selector).
           if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw err;
           lastError = err;
@@ -411,7 +506,7 @@ export function createClient(options: ClientOptions): IngotClient {
               if (done) break;
               for (const ev of parser.push(decoder.decode(value, { stream: true }))) {
                 lastEventId = ev.id || lastEventId;
-                const parsed = parseWatchData<Host>(ev.data, ev.event);
+                const parsed = parseWatchData<T>(ev.data, ev.event);
                 if (parsed) yield { ...parsed, id: ev.id };
               }
             }
@@ -441,9 +536,93 @@ export function createClient(options: ClientOptions): IngotClient {
     }
   }
 
+  async function listAllAt<T>(path: string, o: Omit<ListOptions, 'continue'> = {}): Promise<T[]> {
+    const all: T[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 10_000; page++) {
+      const list = (await request<ResourceList<T>>('GET', path, { query: listQuery({ ...o, continue: cursor }) })).body;
+      all.push(...list.items);
+      cursor = list.metadata?.continue;
+      if (!cursor) break;
+    }
+    return all;
+  }
+
+  /** The CRUD routes of resource-routes.ts under `base` (e.g. /api/v1/osimages). */
+  function resourceAt<T, I extends { metadata: { name: string } }>(base: string): ResourceClient<T, I> {
+    const item = (name: string) => `${base}/${enc(name)}`;
+    return {
+      list: async (o) => (await request<ResourceList<T>>('GET', base, { query: listQuery(o) })).body,
+      listAll: (o) => listAllAt<T>(base, o),
+      get: async (name) => (await request<T>('GET', item(name))).body,
+      create: async (input) => {
+        const res = await request<T>('POST', base, { body: input });
+        return { object: res.body, warnings: parseWarningHeader(res.headers.get('warning')) };
+      },
+      apply: async (input) => {
+        const res = await request<T>('PUT', item(input.metadata.name), { body: input });
+        return { object: res.body, created: res.status === 201, warnings: parseWarningHeader(res.headers.get('warning')) };
+      },
+      patch: async (name, patch) => {
+        const res = await request<T>('PATCH', item(name), { body: patch, contentType: 'application/merge-patch+json' });
+        return { object: res.body, warnings: parseWarningHeader(res.headers.get('warning')) };
+      },
+      delete: async (name) => {
+        const res = await request<T | undefined>('DELETE', item(name));
+        return { object: res.body && typeof res.body === 'object' ? res.body : undefined, accepted: res.status === 202 };
+      },
+      watch: (o) => watchPath<T>(base, o),
+    };
+  }
+
+  /** A project kind: the same routes under /api/v1/projects/:project/<plural>. */
+  function projectResource<T, I extends { metadata: { name: string } }>(plural: string): ProjectResourceClient<T, I> {
+    const at = (project: string) => resourceAt<T, I>(`/api/v1/projects/${enc(project)}/${plural}`);
+    return {
+      list: (project, o) => at(project).list(o),
+      listAll: (project, o) => at(project).listAll(o),
+      get: (project, name) => at(project).get(name),
+      create: (project, input) => at(project).create(input),
+      apply: (project, input) => at(project).apply(input),
+      patch: (project, name, patch) => at(project).patch(name, patch),
+      delete: (project, name) => at(project).delete(name),
+      watch: (project, o) => at(project).watch(o),
+    };
+  }
+
+  const projectSecretsBase = (project: string) => `/api/v1/projects/${enc(project)}/secrets`;
+
   return {
     server,
     request,
+    osImages: resourceAt<OSImage, OSImageInput>('/api/v1/osimages'),
+    nodeTypes: {
+      ...resourceAt<NodeType, NodeTypeInput>('/api/v1/nodetypes'),
+      listForProject: async (project, o) => (await request<ResourceList<NodeType>>('GET', `/api/v1/projects/${enc(project)}/nodetypes`, { query: listQuery(o) })).body,
+      getForProject: async (project, name) => (await request<NodeType>('GET', `/api/v1/projects/${enc(project)}/nodetypes/${enc(name)}`)).body,
+    },
+    projects: resourceAt<Project, ProjectInput>('/api/v1/projects'),
+    ipPools: {
+      ...resourceAt<IPPool, IPPoolInput>('/api/v1/ippools'),
+      addresses: async (name) => (await request<{ items: IPAddressInfo[] }>('GET', `/api/v1/ippools/${enc(name)}/addresses`)).body?.items ?? [],
+    },
+    claims: {
+      ...projectResource<Claim, ClaimInput>('claims'),
+      listAllProjects: async (o) => (await request<ResourceList<Claim>>('GET', '/api/v1/claims', { query: listQuery(o) })).body,
+    },
+    claimSets: projectResource<ClaimSet, ClaimSetInput>('claimsets'),
+    projectSecrets: {
+      list: async (project, o) => (await request<ResourceList<Secret>>('GET', projectSecretsBase(project), { query: listQuery(o) })).body,
+      get: async (project, name) => (await request<Secret>('GET', `${projectSecretsBase(project)}/${enc(name)}`)).body,
+      create: async (project, input) => (await request<Secret>('POST', projectSecretsBase(project), { body: input })).body,
+      apply: async (project, input) => {
+        const res = await request<Secret>('PUT', `${projectSecretsBase(project)}/${enc(input.metadata.name)}`, { body: input });
+        return { object: res.body, created: res.status === 201 };
+      },
+      delete: async (project, name) => {
+        await request('DELETE', `${projectSecretsBase(project)}/${enc(name)}`);
+      },
+    },
     hosts: {
       list: async (o) => (await request<ResourceList<Host>>('GET', '/api/v1/hosts', { query: listQuery(o) })).body,
       listAll: async (o = {}) => {
@@ -473,7 +652,7 @@ export function createClient(options: ClientOptions): IngotClient {
         const res = await request<HostEvent[] | { items: HostEvent[] }>('GET', `/api/v1/hosts/${enc(name)}/events`, { query: { afterId: o.afterId, limit: o.limit } });
         return Array.isArray(res.body) ? res.body : (res.body?.items ?? []);
       },
-      watch: watchHosts,
+      watch: (o) => watchPath<Host>('/api/v1/hosts', o),
     },
     secrets: {
       list: async (o) => (await request<ResourceList<Secret>>('GET', '/api/v1/secrets', { query: listQuery(o) })).body,

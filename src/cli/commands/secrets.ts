@@ -20,7 +20,14 @@ interface ValueFlags {
   fromFile?: string[];
   type?: string;
   output?: string;
+  /** A project's secret (user data for its claims) instead of a platform one. */
+  project?: string;
 }
+
+// Secrets are the platform's unless --project is given: the login default project does not
+// apply here, so a platform admin never writes a BMC credential into a project by accident.
+const PROJECT_HELP = "a project's secret (user data for its claims) instead of a platform one";
+const where = (project: string | undefined) => (project ? ` in project ${project}` : '');
 
 export function registerSecrets(program: Command, ctx: CommandContext): void {
   const secret = program.command('secret').alias('secrets').description('manage secrets (BMC credentials, user data); values are write-only');
@@ -31,14 +38,17 @@ export function registerSecrets(program: Command, ctx: CommandContext): void {
       .option('--from-literal <key=value>', 'a key and its value (repeatable)', collect)
       .option('--from-file <key=path>', 'a key and a file holding its value (repeatable)', collect)
       .option('--type <type>', 'secret type, e.g. bmc-credentials')
+      .option('-p, --project <project>', PROJECT_HELP)
       .option('-o, --output <format>', OUTPUT_HELP);
 
   withValueFlags(secret.command('create').description('create a secret (fails if it exists; see `secret apply`)')).action(
     ctx.run(async (name: string, opts: ValueFlags) => {
       const format = parseOutputFormat(opts.output);
       const input = secretInput(name, opts);
-      const s = await ctx.client().secrets.create(input);
-      ctx.out.write(render(s, format, () => `secret/${name} created (keys: ${s.status?.keys?.join(', ') ?? ''})\n`));
+      const project = opts.project !== undefined ? ctx.project(opts.project) : undefined;
+      const client = ctx.client();
+      const s = project ? await client.projectSecrets.create(project, input) : await client.secrets.create(input);
+      ctx.out.write(render(s, format, () => `secret/${name} created${where(project)} (keys: ${s.status?.keys?.join(', ') ?? ''})\n`));
     }),
   );
 
@@ -46,20 +56,29 @@ export function registerSecrets(program: Command, ctx: CommandContext): void {
     ctx.run(async (name: string, opts: ValueFlags) => {
       const format = parseOutputFormat(opts.output);
       const input = secretInput(name, opts);
-      const { object, created } = await ctx.client().secrets.apply(input);
-      ctx.out.write(render(object, format, () => `secret/${name} ${created ? 'created' : 'configured'} (version ${object.status?.version})\n`));
+      const project = opts.project !== undefined ? ctx.project(opts.project) : undefined;
+      const client = ctx.client();
+      const { object, created } = project ? await client.projectSecrets.apply(project, input) : await client.secrets.apply(input);
+      ctx.out.write(render(object, format, () => `secret/${name} ${created ? 'created' : 'configured'}${where(project)} (version ${object.status?.version})\n`));
     }),
   );
 
   secret
     .command('list')
     .description('list secrets (names, keys and versions)')
+    .option('-p, --project <project>', "a project's secrets instead of the platform's")
     .option('-o, --output <format>', OUTPUT_HELP)
-    .action(ctx.run(async (opts: { output?: string }) => {
+    .action(ctx.run(async (opts: { output?: string; project?: string }) => {
       const format = parseOutputFormat(opts.output);
-      const list = await ctx.client().secrets.list({ limit: 1000 });
+      const project = opts.project !== undefined ? ctx.project(opts.project) : undefined;
+      const client = ctx.client();
+      const list = project ? await client.projectSecrets.list(project, { limit: 1000 }) : await client.secrets.list({ limit: 1000 });
       if (format === 'table' && list.items.length === 0) {
-        ctx.out.write('no secrets yet; create one with `ingot secret create NAME --from-literal username=… --from-literal password=…`\n');
+        ctx.out.write(
+          project
+            ? `no secrets in project ${project} yet; create one with \`ingot secret create NAME --project ${project} --from-file userData=cloud-init.yaml\`\n`
+            : 'no secrets yet; create one with `ingot secret create NAME --from-literal username=… --from-literal password=…`\n',
+        );
         return;
       }
       ctx.out.write(render(list, format, () => secretsTable(list.items)));
@@ -70,10 +89,13 @@ export function registerSecrets(program: Command, ctx: CommandContext): void {
     .alias('get')
     .description("show a secret's keys and version (never its values)")
     .argument('<name>')
+    .option('-p, --project <project>', "a project's secret instead of a platform one")
     .option('-o, --output <format>', OUTPUT_HELP)
-    .action(ctx.run(async (name: string, opts: { output?: string }) => {
+    .action(ctx.run(async (name: string, opts: { output?: string; project?: string }) => {
       const format = parseOutputFormat(opts.output);
-      const s = await ctx.client().secrets.get(name);
+      const project = opts.project !== undefined ? ctx.project(opts.project) : undefined;
+      const client = ctx.client();
+      const s = project ? await client.projectSecrets.get(project, name) : await client.secrets.get(name);
       ctx.out.write(render(s, format, () => describeSecret(s)));
     }));
 
@@ -81,9 +103,13 @@ export function registerSecrets(program: Command, ctx: CommandContext): void {
     .command('delete')
     .description('delete a secret')
     .argument('<name>')
-    .action(ctx.run(async (name: string) => {
-      await ctx.client().secrets.delete(name);
-      ctx.out.write(`secret/${name} deleted\n`);
+    .option('-p, --project <project>', "a project's secret instead of a platform one")
+    .action(ctx.run(async (name: string, opts: { project?: string }) => {
+      const project = opts.project !== undefined ? ctx.project(opts.project) : undefined;
+      const client = ctx.client();
+      if (project) await client.projectSecrets.delete(project, name);
+      else await client.secrets.delete(name);
+      ctx.out.write(`secret/${name} deleted${where(project)}\n`);
     }));
 }
 
