@@ -257,16 +257,24 @@ describe('ingot quickstart', () => {
   /** The image's partitions region (the config drive's GPT edit rewrites the headers, not this). */
   const partitions = (b: Buffer) => b.subarray(FIRST_USABLE_LBA * 512, QUICKSTART_IMAGE_BYTES - 33 * 512);
   const diskOf = (dataDir: string, host: string) => readFileSync(join(dataDir, 'lab', 'systems', host, 'disk-0.img'));
+  /** Every host inspected; the claim's host (the first: equal hosts go in name order) provisioned. */
   const expectLifecycle = (stdout: string, hosts: string[]) => {
     for (const h of hosts) {
       expect(stdout).toContain(`${h}: registering -> inspecting`);
       expect(stdout).toContain(`${h}: preparing -> available`);
-      expect(stdout).toContain(`${h}: provisioning -> provisioned`);
-      expect(stdout).toMatch(new RegExp(`^${h}\\s+provisioned\\s+on\\s`, 'm'));
     }
+    const [claimed, ...rest] = hosts;
+    expect(stdout).toContain(`claim/demo-1 is bound to host ${claimed}`);
+    expect(stdout).toContain(`${claimed}: provisioning -> provisioned`);
+    expect(stdout).toMatch(new RegExp(`^${claimed}\\s+provisioned\\s+on\\s`, 'm'));
+    for (const h of rest) expect(stdout).toMatch(new RegExp(`^${h}\\s+available\\s`, 'm'));
+    expect(stdout).toMatch(new RegExp(`claim/demo-1 is ready on host ${claimed} \\(addresses 198\\.51\\.100\\.10\\)`));
+    expect(stdout).toMatch(/^demo-1\s+lab\.small\s+ready\s+/m);
+    // The tenant's token is printed once for the tour; the tenant view never shows a BMC.
+    expect(stdout).toMatch(/export INGOT_TOKEN=ingot_\S+ INGOT_PROJECT=demo/);
   };
 
-  it('inspects 2 lab hosts with the real agent, provisions a qcow2 image built locally onto their lab disks, exits 0 and reuses the installation', async () => {
+  it('inspects 2 lab hosts with the real agent, publishes a qcow2 image built locally, a project claims a machine that is provisioned onto its lab disk, exits 0 and reuses the installation', async () => {
     work = mkdtempSync(join(tmpdir(), 'ingot-qs-'));
     baseEnv = { ...process.env, HOME: work, INGOT_CONFIG: join(work, 'config.json'), INGOT_SERVER: '', INGOT_TOKEN: '' };
     const dataDir = join(work, 'qs');
@@ -274,20 +282,21 @@ describe('ingot quickstart', () => {
       const r = await ingot(['quickstart', '--hosts', '2', '--data-dir', dataDir], { timeoutMs: 240_000 });
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain('all 2 hosts are provisioned');
+      expect(r.stdout).toContain('all 2 hosts are available');
       expectLifecycle(r.stdout, ['node-001', 'node-002']);
-      expect(r.stdout).toMatch(/Provisioning http:\/\/127\.0\.0\.1:\d+\/quickstart-disk\.qcow2 \(qcow2,/);
+      expect(r.stdout).toMatch(/OSImage quickstart-disk \(qcow2, .* served at http:\/\/127\.0\.0\.1:\d+\/quickstart-disk\.qcow2\)/);
+      expect(r.stdout).toMatch(/osimage\/quickstart-disk verified: qcow2/);
       expect(r.stdout).toMatch(/export INGOT_SERVER=http:\/\/127\.0\.0\.1:\d+ INGOT_TOKEN=ingot_\S+/);
       // The lab disks hold the image as qemu-img converts it, and the marker of its root partition.
       execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', join(dataDir, 'images', 'quickstart-disk.qcow2'), join(work, 'expected.raw')]);
       const expected = readFileSync(join(work, 'expected.raw'));
       expect(expected.length).toBe(QUICKSTART_IMAGE_BYTES);
-      for (const host of ['node-001', 'node-002']) {
-        const disk = diskOf(dataDir, host);
-        expect(disk.length).toBe(64 * MIB);
-        expect(partitions(disk).equals(partitions(expected))).toBe(true);
-        expect(disk.toString('utf8', 2 * MIB, 2 * MIB + QUICKSTART_IMAGE_MARKER.length)).toBe(QUICKSTART_IMAGE_MARKER);
-      }
+      const disk = diskOf(dataDir, 'node-001');
+      expect(disk.length).toBe(64 * MIB);
+      expect(partitions(disk).equals(partitions(expected))).toBe(true);
+      expect(disk.toString('utf8', 2 * MIB, 2 * MIB + QUICKSTART_IMAGE_MARKER.length)).toBe(QUICKSTART_IMAGE_MARKER);
+      // The unclaimed host's disk was only inspected, never written.
+      expect(partitions(diskOf(dataDir, 'node-002')).equals(partitions(expected))).toBe(false);
       // The second disk of each machine was left alone (rootDeviceHints chose the NVMe disk).
       const second = join(dataDir, 'lab', 'systems', 'node-001', 'disk-1.img');
       expect(!existsSync(second) || readFileSync(second).every((b) => b === 0)).toBe(true);
@@ -297,8 +306,8 @@ describe('ingot quickstart', () => {
       expect(again.stderr).toBe('');
       expect(again.code).toBe(0);
       expect(again.stdout).toContain('Reusing the quickstart installation');
-      expect(again.stdout).toContain('Every host was provisioned in an earlier run');
-      expect(again.stdout).toContain('all 2 hosts are provisioned');
+      expect(again.stdout).toContain('claim/demo-1 is ready on host node-001');
+      expect(again.stdout).not.toContain('node-001: registering');
       expect(partitions(diskOf(dataDir, 'node-001')).equals(partitions(expected))).toBe(true);
     } finally {
       rmSync(work, { recursive: true, force: true });
@@ -318,7 +327,7 @@ describe('ingot quickstart', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout).toContain('note: qemu-img is not installed, so the image is raw');
-      expect(r.stdout).toMatch(/Provisioning http:\/\/127\.0\.0\.1:\d+\/quickstart-disk\.raw \(raw,/);
+      expect(r.stdout).toMatch(/OSImage quickstart-disk \(raw, .* served at http:\/\/127\.0\.0\.1:\d+\/quickstart-disk\.raw\)/);
       expect(r.stdout).toContain('host/node-001 is provisioned');
       expectLifecycle(r.stdout, ['node-001']);
       const image = readFileSync(join(dataDir, 'images', 'quickstart-disk.raw'));

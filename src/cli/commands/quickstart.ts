@@ -1,11 +1,12 @@
-// `ingot quickstart`: a whole lifecycle on real protocols in well under a minute, on one
-// machine, with no download. In this process it starts the server (embedded database), a lab of
-// simulated servers behind HTTPS Redfish BMCs that runs the real Ingot agent when a host boots
-// the agent ISO from virtual media, and a loopback HTTP server for an image it builds here (a
-// small GPT disk, qcow2 when qemu-img is installed). It enrolls the lab through the public API
-// (`ingot lab enroll` does the same), waits for in-band inspection, provisions the image with
-// user data onto each host's lab disk, and shows how to drive it with the CLI. Everything goes
-// through the public API with the client, as an operator would.
+// `ingot quickstart`: the tour, on real protocols in well under a minute, on one machine, with no
+// download. In this process it starts the server (embedded database), a lab of simulated servers
+// behind HTTPS Redfish BMCs that runs the real Ingot agent when a host boots the agent ISO from
+// virtual media, and a loopback HTTP server for an image it builds here (a small GPT disk, qcow2
+// when qemu-img is installed). As the platform admin it enrolls the lab (`ingot lab enroll` does
+// the same), waits for in-band inspection, publishes the image as a verified OSImage, a NodeType,
+// a Project and an IPPool; as that project's admin (a token it creates) it claims a machine and
+// shows the host go to provisioned. Everything goes through the public API with the client, as
+// an operator and a tenant would.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -19,14 +20,20 @@ import { API_VERSION } from '../../model/envelope.js';
 import { runServer, type RunningServer } from '../../server/run-server.js';
 import { CliError } from '../cli-error.js';
 import type { CommandContext } from '../context.js';
-import { formatElapsed } from '../duration.js';
+import { formatElapsed, parseDuration } from '../duration.js';
 import { hostsTable } from '../output.js';
+import { waitClaim } from '../claim-wait.js';
+import { claimsTable } from '../tenancy-output.js';
 import { ensureQuickstartImage, serveImages, type ImageServer } from '../quickstart-image.js';
 import { waitForHosts } from '../wait.js';
-import { applyManifests } from './apply.js';
 
 const TOKEN_FILE = 'quickstart-token';
-const USER_DATA_SECRET = 'quickstart-user-data';
+const USER_DATA_SECRET = 'demo-user-data';
+const IMAGE_NAME = 'quickstart-disk';
+const NODE_TYPE = 'lab.small';
+const PROJECT = 'demo';
+const POOL = 'lab-net';
+const CLAIM = 'demo-1';
 const LAB_DIR = 'lab';
 const LAB_LABEL = 'ingot.dev/lab=true';
 /**
@@ -50,7 +57,7 @@ interface QuickstartFlags {
 export function registerQuickstart(program: Command, ctx: CommandContext): void {
   program
     .command('quickstart')
-    .description('start a server and a lab of simulated servers running the real agent, and walk through enroll -> inspect -> provision')
+    .description('start a server and a lab of simulated servers running the real agent, and tour it: enroll -> inspect -> publish an image and node type -> a project claims a machine -> provisioned')
     .option('--data-dir <dir>', 'where the quickstart keeps its database, lab and image (reused if it exists)', './.ingot-quickstart')
     .option('--hosts <n>', 'how many lab hosts', '3')
     .option('--keep-running', 'keep the server, the lab and the image server up after the tour, until Ctrl-C')
@@ -138,7 +145,7 @@ async function quickstart(ctx: CommandContext, opts: QuickstartFlags): Promise<v
       if (h) known.set(name, h.spec.bmc?.address ?? '');
     }
     const fresh = systems.filter((n) => !known.has(n));
-    out.write(`\n1/4 Enrolling ${count} lab hosts: BMC credentials in secret/<host>-bmc, the lab CA in secret/lab-ca\n`);
+    out.write(`\n1/5 Enrolling ${count} lab hosts: BMC credentials in secret/<host>-bmc, the lab CA in secret/lab-ca\n`);
     if (fresh.length > 0) {
       const enrolled = await enrollLab({ dataDir: labDir, labUrl, server: server.apiUrl, token, systems: fresh });
       for (const h of enrolled.hosts) out.write(`  host/${h.name} created (${h.address})\n`);
@@ -154,54 +161,71 @@ async function quickstart(ctx: CommandContext, opts: QuickstartFlags): Promise<v
     const already = await provisionedHosts(client, systems);
     const toInspect = systems.filter((n) => !already.has(n));
     if (toInspect.length > 0) {
-      out.write(`\n2/4 Registering and inspecting: each host boots the agent from virtual media and reports its hardware; waiting for ${toInspect.length === count ? 'every host' : toInspect.join(', ')} to become available\n`);
+      out.write(`\n2/5 Registering and inspecting: each host boots the agent from virtual media and reports its hardware; waiting for ${toInspect.length === count ? 'every host' : toInspect.join(', ')} to become available\n`);
       await waitForHosts(client, toInspect, 'available', { timeout: opts.timeout }, out);
     } else {
-      out.write('\n2/4 Every host was provisioned in an earlier run: nothing to inspect\n');
+      out.write('\n2/5 Every host was inspected in an earlier run\n');
     }
 
-    // 3. Provision a real image, built here and served on loopback.
+    // 3. The platform admin publishes what tenants may have: a verified image, a node type, a
+    //    project with a quota, and an address pool.
     const image = await ensureQuickstartImage(join(dataDir, 'images'));
     images = await serveImages([image]);
     const imageUrl = `${images.baseUrl}/${image.fileName}`;
-    out.write(`\n3/4 Provisioning ${imageUrl} (${image.format}, ${formatBytes(image.sizeBytes)}, sha256 ${image.sha256.slice(0, 12)}…) onto ${ROOT_DEVICE} of each host, with user data from secret/${USER_DATA_SECRET}\n`);
+    out.write(`\n3/5 Publishing, as the platform admin: OSImage ${IMAGE_NAME} (${image.format}, ${formatBytes(image.sizeBytes)}, sha256 ${image.sha256.slice(0, 12)}…, served at ${imageUrl}), NodeType ${NODE_TYPE}, Project ${PROJECT}, IPPool ${POOL}\n`);
     if (image.note) out.write(`  note: ${image.note}\n`);
-    await applyManifests(client, [
-      {
-        kind: 'Secret' as const,
-        name: USER_DATA_SECRET,
-        index: 1,
-        line: 1,
-        body: {
-          apiVersion: API_VERSION,
-          kind: 'Secret' as const,
-          metadata: { name: USER_DATA_SECRET, labels: { 'ingot.dev/quickstart': 'true' } },
-          stringData: { userData: '#cloud-config\n# written by ingot quickstart: the lab records its digest when a host boots from disk\nusers: [default]\n' },
-        },
-      },
-    ]);
-    for (const name of toInspect) {
-      await client.hosts.patch(name, {
-        spec: {
-          online: true,
-          image: { url: imageUrl, checksum: image.sha256, checksumType: 'sha256', format: image.format },
-          rootDeviceHints: { deviceName: ROOT_DEVICE },
-          userDataName: USER_DATA_SECRET,
-        },
+    await publishPlatform(client, imageUrl, image, count);
+    const verified = await waitForImageVerified(client, opts.timeout);
+    out.write(`  osimage/${IMAGE_NAME} verified: ${verified}\n`);
+    for (const name of systems) {
+      // The lab's disks are small: name the root disk, as an operator does on machines with several disks.
+      await client.hosts.patch(name, { spec: { rootDeviceHints: { deviceName: ROOT_DEVICE } } });
+    }
+
+    // 4. A tenant claims a machine: a project-admin token of project demo, user data in a
+    //    project secret, one claim. The scheduler binds it to an available host and the
+    //    conductor provisions that host with the node type's image and the claim's config drive.
+    const tenant = await client.tokens.create({ roles: ['project-admin'], project: PROJECT, description: 'ingot quickstart: demo project admin', expiresInSeconds: 7 * 24 * 3600 });
+    const tenantClient = createClient({ server: server.apiUrl, token: tenant.token, fetch: (input, init) => undiciFetch(input, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response> });
+    out.write(`\n4/5 Claiming, as a project admin of ${PROJECT}: claim/${CLAIM} of node type ${NODE_TYPE}, user data from the project's secret/${USER_DATA_SECRET}, an address from ${POOL}\n`);
+    await tenantClient.projectSecrets.apply(PROJECT, {
+      apiVersion: API_VERSION,
+      kind: 'Secret',
+      metadata: { name: USER_DATA_SECRET },
+      stringData: { userData: '#cloud-config\n# written by ingot quickstart: the lab records its digest when the host boots from disk\nusers: [default]\n' },
+    });
+    const existing = await tenantClient.claims.get(PROJECT, CLAIM).catch(() => undefined);
+    if (!existing) {
+      await tenantClient.claims.create(PROJECT, {
+        apiVersion: API_VERSION,
+        kind: 'Claim',
+        metadata: { name: CLAIM },
+        spec: { nodeTypeName: NODE_TYPE, userDataSecretName: USER_DATA_SECRET, networks: [{ ipPoolName: POOL }] },
       });
     }
-    await waitForHosts(client, systems, 'provisioned', { timeout: opts.timeout }, out);
+    const hostName = await waitForBinding(tenantClient, opts.timeout);
+    out.write(`  claim/${CLAIM} is bound to host ${hostName}; the admin's view of that host while it is provisioned:\n`);
+    await waitForHosts(client, [hostName], 'provisioned', { timeout: opts.timeout }, out);
+    const claim = await waitClaim(tenantClient, PROJECT, CLAIM, 'ready', { timeout: opts.timeout }, out);
 
-    out.write(`\n4/4 Done in ${formatElapsed(Date.now() - started)}. Your hosts:\n\n`);
+    out.write(`\n5/5 Done in ${formatElapsed(Date.now() - started)}. The hosts (admin view):\n\n`);
     const hosts = (await client.hosts.listAll({ labelSelector: LAB_LABEL })).filter((h) => systems.includes(h.metadata.name));
     out.write(hostsTable(hosts));
-    out.write(`\nEach lab disk is a file: ${join(labDir, 'systems', '<host>', 'disk-0.img')} now holds the image and a config drive.\n`);
-    out.write('\nTry the CLI against it:\n');
+    out.write(`\nThe claims of project ${PROJECT} (tenant view: the host's name and addresses, nothing else of it):\n\n`);
+    out.write(claimsTable(await tenantClient.claims.listAll(PROJECT)));
+    out.write(`\nThe lab disk of ${claim?.status?.hostName ?? hostName} is a file: ${join(labDir, 'systems', hostName, 'disk-0.img')} now holds the image and a config drive.\n`);
+    out.write('\nTry the CLI against it, as the platform admin:\n');
     out.write(`  export INGOT_SERVER=${server.apiUrl} INGOT_TOKEN=${token}\n`);
     out.write('  ingot host list\n');
-    out.write(`  ingot host show ${systems[0]}\n`);
-    out.write(`  ingot host events ${systems[0]}\n`);
-    out.write(`  ingot host deprovision ${systems[0]} --wait available\n`);
+    out.write(`  ingot host events ${hostName}\n`);
+    out.write('  ingot osimage list; ingot nodetype list; ingot project list; ingot ippool show ' + POOL + '\n');
+    out.write('  ingot audit tail\n');
+    out.write(`and as the tenant (this token is shown once; it expires in 7 days):\n`);
+    out.write(`  export INGOT_TOKEN=${tenant.token} INGOT_PROJECT=${PROJECT}\n`);
+    out.write('  ingot claim list\n');
+    out.write(`  ingot claim create demo-2 --node-type ${NODE_TYPE} --network ${POOL} --wait\n`);
+    out.write(`  ingot claim delete ${CLAIM} --wait      # the host is cleaned and returns to available\n`);
+    out.write('(The web console is not built yet; the API is described at /api/openapi.json.)\n');
 
     if (opts.keepRunning) {
       out.write(`\nThe server, the lab and the image server keep running (data in ${dataDir}); press Ctrl-C to stop them.\n`);
@@ -255,4 +279,60 @@ async function provisionedHosts(client: IngotClient, names: string[]): Promise<S
     if (s === 'provisioned' || s === 'provisioning') done.add(name);
   }
   return done;
+}
+
+/** The platform side of the tour, applied idempotently (a second run finds it all in place). */
+async function publishPlatform(client: IngotClient, imageUrl: string, image: { sha256: string; format: 'raw' | 'qcow2' }, hosts: number): Promise<void> {
+  await client.osImages.apply({
+    apiVersion: API_VERSION,
+    kind: 'OSImage',
+    metadata: { name: IMAGE_NAME },
+    spec: { url: imageUrl, checksum: image.sha256, checksumType: 'sha256', format: image.format, verifyOnCreate: true },
+  });
+  await client.nodeTypes.apply({
+    apiVersion: API_VERSION,
+    kind: 'NodeType',
+    metadata: { name: NODE_TYPE },
+    spec: { selector: { matchLabels: { 'ingot.dev/lab': 'true' }, minCpus: 1, minMemoryMebibytes: 1024 }, osImageName: IMAGE_NAME, automatedCleaningMode: 'metadata' },
+  });
+  await client.projects.apply({
+    apiVersion: API_VERSION,
+    kind: 'Project',
+    metadata: { name: PROJECT },
+    spec: { description: 'the quickstart tenant', allowedNodeTypes: ['lab.*'], quotas: { claims: { soft: Math.max(1, hosts - 1), hard: hosts } } },
+  });
+  await client.ipPools.apply({
+    apiVersion: API_VERSION,
+    kind: 'IPPool',
+    metadata: { name: POOL },
+    spec: { ranges: [{ start: '198.51.100.10', end: '198.51.100.99' }], prefix: 24, gateway: '198.51.100.1', dnsServers: ['198.51.100.53'] },
+  });
+}
+
+async function poll<T>(what: string, timeout: string, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + parseDuration(timeout);
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new CliError(`timed out after ${timeout} waiting for ${what}; run again with a longer --timeout, or look at \`ingot audit tail\` and the server log`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The server downloads, verifies and inspects the image (verifyOnCreate); a failure stops the tour. */
+async function waitForImageVerified(client: IngotClient, timeout: string): Promise<string> {
+  return poll(`osimage/${IMAGE_NAME} to be verified`, timeout, async () => {
+    const v = (await client.osImages.get(IMAGE_NAME)).status?.verification;
+    if (v?.state === 'failed') throw new CliError(`osimage/${IMAGE_NAME} failed verification: ${v.message ?? 'no reason given'}; remove the data dir's images/ folder to rebuild the image`);
+    return v?.state === 'verified' ? `${v.detectedFormat ?? '?'}, ${formatBytes(v.sizeBytes ?? 0)}, digest ${String(v.digest ?? '').slice(0, 12)}…` : undefined;
+  });
+}
+
+/** The host the claim was bound to (the tenant sees its name only). */
+async function waitForBinding(client: IngotClient, timeout: string): Promise<string> {
+  return poll(`claim/${CLAIM} to be bound to a host`, timeout, async () => {
+    const c = await client.claims.get(PROJECT, CLAIM);
+    if (c.status?.state === 'failed') throw new CliError(`claim/${CLAIM} failed: ${c.status.reason ?? 'no reason given'}`);
+    return c.status?.hostName || undefined;
+  });
 }
