@@ -24,7 +24,8 @@ import { enrollLab } from '../src/lab/enroll.js';
 import { diskPath, type BootRecord } from '../src/lab/lab-model.js';
 import { LabHarness } from '../src/lab/lab-test-harness.js';
 import type { ImageSpec } from '../src/model/host.js';
-import { runServer, type RunningServer } from '../src/server/run-server.js';
+import type { RunningServer } from '../src/server/run-server.js';
+import { FAST_LAB_AGENTS, startLabServer } from './support/lab-server.js';
 import { writeGpt } from './support/gpt.js';
 import { hostApi, inState } from './support/host-api.js';
 
@@ -72,24 +73,11 @@ beforeAll(async () => {
     hosts: 2,
     powerTransitionMs: 50,
     profile,
-    agents: { backoff: { initialMs: 50, maxMs: 500 }, commandWaitSeconds: 1, conversion: { minFreeMemoryBytes: 0 } },
+    agents: FAST_LAB_AGENTS,
   });
 
   // 3. The server, its conductor given the config-drive source.
-  server = await runServer({
-    dataDir: join(dir, 'server'),
-    listen: '127.0.0.1:0',
-    agentListen: '127.0.0.1:0',
-    fake: false,
-    log: 'silent',
-    conductor: {
-      pollMs: 50,
-      resyncMs: 1_000,
-      backoff: { baseMs: 200, capMs: 1_000 },
-      handler: { powerPollMs: 100, agentPollMs: 100, idleRecheckMs: 300, agentBootTimeoutMs: 60_000 },
-      configDriveSource,
-    },
-  });
+  server = await startLabServer(join(dir, 'server'), { conductor: { configDriveSource } });
   token = server.bootstrapToken!;
   await enrollLab({ dataDir: lab.dataDir, server: server.apiUrl, token });
 });

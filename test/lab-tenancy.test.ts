@@ -28,7 +28,8 @@ import { diskPath, type BootRecord } from '../src/lab/lab-model.js';
 import { LabHarness } from '../src/lab/lab-test-harness.js';
 import { API_VERSION } from '../src/model/envelope.js';
 import type { Host } from '../src/model/host.js';
-import { runServer, type RunningServer } from '../src/server/run-server.js';
+import type { RunningServer } from '../src/server/run-server.js';
+import { FAST_LAB_AGENTS, startLabServer } from './support/lab-server.js';
 import { writeGpt } from './support/gpt.js';
 
 const MIB = 1024 * 1024;
@@ -150,24 +151,11 @@ beforeAll(async () => {
     hosts: HOSTS,
     powerTransitionMs: 50,
     profile,
-    agents: { backoff: { initialMs: 50, maxMs: 500 }, commandWaitSeconds: 1, conversion: { minFreeMemoryBytes: 0 } },
+    agents: FAST_LAB_AGENTS,
   });
 
   // 3. The server: conductor and tenancy controllers in one process, fast timings.
-  server = await runServer({
-    dataDir: join(dir, 'server'),
-    listen: '127.0.0.1:0',
-    agentListen: '127.0.0.1:0',
-    fake: false,
-    log: 'silent',
-    conductor: {
-      pollMs: 50,
-      resyncMs: 1_000,
-      backoff: { baseMs: 200, capMs: 1_000 },
-      handler: { powerPollMs: 100, agentPollMs: 100, idleRecheckMs: 300, agentBootTimeoutMs: 60_000 },
-    },
-    tenancy: { pollMs: 200 },
-  });
+  server = await startLabServer(join(dir, 'server'), { tenancy: { pollMs: 200 } });
   tokens.admin = server.bootstrapToken!;
   await enrollLab({ dataDir: lab.dataDir, server: server.apiUrl, token: tokens.admin });
 }, 90_000);

@@ -116,7 +116,8 @@ describe.skipIf(skip !== undefined)('two server processes on one PostgreSQL: 50 
       async () => {
         const all = await claims();
         const withHost = all.filter(bound);
-        const pending = all.filter((c) => c.status.state === 'pending' && c.status.reason && !bound(c));
+        // Seen by a scheduler (not just created): the reason says what is missing.
+        const pending = all.filter((c) => c.status.state === 'pending' && /no available host matches/.test(c.status.reason ?? '') && !bound(c));
         const addressed = withHost.filter((c) => (c.status.addresses ?? []).length === 1);
         return withHost.length === HOSTS && addressed.length === HOSTS && pending.length === CLAIMS - HOSTS ? all : undefined;
       },
