@@ -60,7 +60,8 @@ export interface RunServerOptions {
   /** The first admin token, in `ingot_…` form; default the INGOT_BOOTSTRAP_TOKEN env var, else generated. */
   bootstrapToken?: string;
   /** The simulated fleet for fake:// hosts; `false` disables fake:// hosts. */
-  fake?: false | { delays?: FakeFleetDelays; statePath?: string };
+  /** `statePath: false` keeps the simulated fleet in memory only (benchmarks: its JSON file is not Ingot's cost). */
+  fake?: false | { delays?: FakeFleetDelays; statePath?: string | false };
   /** Enables redfish:// hosts (default true). */
   redfish?: boolean;
   /**
@@ -318,7 +319,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
 
     let conductor: Conductor | undefined;
     if (role !== 'api') {
-      const fake = opts.fake === false ? undefined : new FakeFleet({ ...(opts.fake?.delays ? { delays: opts.fake.delays } : {}), statePath: opts.fake?.statePath ?? join(dataDir, 'fake-fleet.json') });
+      const fake = opts.fake === false ? undefined : new FakeFleet({ ...(opts.fake?.delays ? { delays: opts.fake.delays } : {}), ...(opts.fake?.statePath === false ? {} : { statePath: opts.fake?.statePath ?? join(dataDir, 'fake-fleet.json') }) });
       const redfish = opts.redfish === false ? undefined : createRedfishDriver();
       if (redfish) cleanups.push(() => redfish.close());
       // The agent queue needs the agent API's URL as hosts reach it, so it is made after the

@@ -26,7 +26,7 @@ import { renderNetworkData, type NetworkAttachment } from '../ipam/network-data.
 import type { ConfigDriveContent, ConfigDriveSource } from '../conductor/config-drive-source.js';
 import type { SecretBox } from '../store/secret-box.js';
 import { readSecretValues } from '../store/secret-reader.js';
-import type { HostBinding, Store, StoredResource } from '../store/store.js';
+import type { HostBinding, IpAllocation, Store, StoredResource } from '../store/store.js';
 import { byCreation, createReconcileLoop, isConflict, isNotFound, listAll, sameJson, SILENT_CONTROLLER_LOG, type ControllerLog, type TenancyController } from './reconcile-loop.js';
 import { scheduleClaims } from './scheduler.js';
 
@@ -69,6 +69,10 @@ interface Snapshot {
   projects: Map<string, StoredResource>;
   pools: Map<string, StoredResource>;
   bindings: Map<string, HostBinding>;
+  /** Every pool's allocations by claim uid, read once per pass (not once per claim). */
+  allocations: Map<string, IpAllocation[]>;
+  /** Pool specs parsed once per pass. */
+  parsedPools: Map<string, ParsedIpPool | Error>;
 }
 
 type Freed = { kind: 'freed' } | { kind: 'waiting'; reason: string };
@@ -99,7 +103,16 @@ class ClaimReconciler {
       projects: byName(projectRows),
       pools: byName(poolRows),
       bindings: new Map(bindingRows.map((b) => [b.claimUid, b])),
+      allocations: new Map(),
+      parsedPools: new Map(),
     };
+    for (const pool of poolRows) {
+      for (const allocation of await store.listAllocations(pool.uid)) {
+        const held = snap.allocations.get(allocation.claimUid);
+        if (held === undefined) snap.allocations.set(allocation.claimUid, [allocation]);
+        else held.push(allocation);
+      }
+    }
 
     // 1. Deleted claims first: what they free is bound again on the next pass.
     for (const claim of claims) {
@@ -255,7 +268,7 @@ class ClaimReconciler {
       await this.#setStatus(claim, { state: 'ready', ...base });
     } else if (state === 'error' && status.errorType === 'provisioning') {
       // Host error messages can name BMC addresses and image URLs: tenants get a fixed text.
-      await this.#setStatus(claim, { state: 'failed', ...base, reason: 'the machine could not be provisioned (host error type: provisioning); a platform admin has been told' });
+      await this.#setStatus(claim, { state: 'failed', ...base, reason: 'the machine could not be provisioned (host error type: provisioning; platform admins see why in the host\'s events); delete this claim and claim again, or ask a platform admin' });
     } else {
       await this.#setStatus(claim, { state: 'provisioning', ...base });
     }
@@ -266,7 +279,7 @@ class ClaimReconciler {
       // Bindings are the authority and a host is bound to one claim; a label naming another
       // claim means an interrupted release on a binding that was since removed by hand.
       this.log.error('host bound to this claim is labelled for another claim; a platform admin must check it', { claim: `${claim.project}/${claim.name}`, host: host.name });
-      await this.#setStatus(claim, { state: 'pending', reason: 'the machine chosen for this claim is not ready yet; a platform admin has been told' });
+      await this.#setStatus(claim, { state: 'pending', reason: 'the machine chosen for this claim is labelled for another claim; the server logged it for platform admins, who must check the host' });
       return;
     }
     const nodeTypeRow = snap.nodeTypes.get(nodeTypeOf(claim));
@@ -326,13 +339,9 @@ class ClaimReconciler {
       seen.add(network.ipPoolName);
       const pool = snap.pools.get(network.ipPoolName);
       if (pool === undefined) return { reason: `${field}: IP pool "${network.ipPoolName}" does not exist; ask a platform admin, or change the claim` };
-      let parsed: ParsedIpPool;
-      try {
-        parsed = parseIpPoolSpec(pool.spec as IpPoolSpec, `IP pool "${pool.name}" spec`);
-      } catch (error) {
-        if (error instanceof IngotError) return { reason: `${field}: IP pool "${pool.name}" is not usable (${error.message}); a platform admin has to fix it` };
-        throw error;
-      }
+      const parsed = parsedPool(snap, pool);
+      if (parsed instanceof IngotError) return { reason: `${field}: IP pool "${pool.name}" is not usable (${parsed.message}); a platform admin has to fix it` };
+      if (parsed instanceof Error) throw parsed;
       try {
         const allocation = await this.store.allocateAddress({
           poolUid: pool.uid,
@@ -355,17 +364,17 @@ class ClaimReconciler {
   async #addressesOf(claim: StoredResource, snap: Snapshot): Promise<ClaimAddress[]> {
     const networks = (claim.spec as ClaimSpec).networks ?? [];
     if (networks.length === 0) return [];
-    const allocations = await this.store.listClaimAllocations(claim.uid);
+    // From the pass's snapshot; a claim set up by another process since then is read directly,
+    // so its status never flaps to "no addresses" for a pass.
+    let allocations = snap.allocations.get(claim.uid) ?? [];
+    if (allocations.length < networks.length) allocations = await this.store.listClaimAllocations(claim.uid);
     const addresses: ClaimAddress[] = [];
     for (const network of networks) {
       const pool = snap.pools.get(network.ipPoolName);
       const allocation = pool === undefined ? undefined : allocations.find((a) => a.poolUid === pool.uid);
       if (pool === undefined || allocation === undefined) continue;
-      try {
-        addresses.push(addressOf(pool.name, parseIpPoolSpec(pool.spec as IpPoolSpec), allocation.address));
-      } catch {
-        addresses.push({ ipPoolName: pool.name, address: allocation.address, prefix: (pool.spec as IpPoolSpec).prefix });
-      }
+      const parsed = parsedPool(snap, pool);
+      addresses.push(parsed instanceof Error ? { ipPoolName: pool.name, address: allocation.address, prefix: (pool.spec as IpPoolSpec).prefix } : addressOf(pool.name, parsed, allocation.address));
     }
     return addresses;
   }
@@ -533,6 +542,19 @@ function nodeTypeOf(claim: StoredResource): string {
 
 function hostNameOf(claim: StoredResource): string | undefined {
   return (claim.status as Partial<ClaimStatus>).hostName;
+}
+
+function parsedPool(snap: Snapshot, pool: StoredResource): ParsedIpPool | Error {
+  let parsed = snap.parsedPools.get(pool.name);
+  if (parsed === undefined) {
+    try {
+      parsed = parseIpPoolSpec(pool.spec as IpPoolSpec, `IP pool "${pool.name}" spec`);
+    } catch (error) {
+      parsed = error instanceof Error ? error : new Error(String(error));
+    }
+    snap.parsedPools.set(pool.name, parsed);
+  }
+  return parsed;
 }
 
 function addressOf(poolName: string, pool: ParsedIpPool, address: string): ClaimAddress {

@@ -34,9 +34,13 @@ export function createReconcileLoop(opts: { store: Store; pollMs?: number; log: 
   const pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
   if (!Number.isFinite(pollMs) || pollMs < 10) throw new Error(`${opts.name}: pollMs must be at least 10 ms, got ${pollMs}`);
   // Commits come in bursts (the conductor in the same process writes host status often): a
-  // wake-up waits until at least this long after the last pass ended, so a busy process runs
-  // a pass at most this often instead of back to back.
+  // wake-up waits until at least `gap()` after the last pass ended, so a busy process runs
+  // passes spaced out instead of back to back. The gap grows with the pass's own cost (twice
+  // its last duration, up to pollMs), so a controller with thousands of objects keeps at most
+  // about a third of the event loop it shares with the API and the conductor.
   const minGapMs = Math.min(pollMs, 100);
+  let lastDurationMs = 0;
+  const gap = (): number => Math.min(pollMs, Math.max(minGapMs, 2 * lastDurationMs));
   let running = false;
   let timer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
@@ -53,13 +57,15 @@ export function createReconcileLoop(opts: { store: Store; pollMs?: number; log: 
     timer = undefined;
     if (!running || current !== undefined) return;
     wokenDuringPass = false;
+    const startedAt = Date.now();
     current = opts
       .pass()
       .catch((error: unknown) => opts.log.error(`${opts.name} pass failed`, { error: String(error) }))
       .finally(() => {
         current = undefined;
         lastEnd = Date.now();
-        if (running) schedule(wokenDuringPass ? minGapMs : pollMs);
+        lastDurationMs = lastEnd - startedAt;
+        if (running) schedule(wokenDuringPass ? gap() : pollMs);
       });
   }
 
@@ -76,7 +82,7 @@ export function createReconcileLoop(opts: { store: Store; pollMs?: number; log: 
           return;
         }
         // Deferred (listeners run inside the store's commit path) and spaced out.
-        schedule(lastEnd + minGapMs - Date.now());
+        schedule(lastEnd + gap() - Date.now());
       });
       schedule(0);
       opts.log.info(`${opts.name} started`, { pollMs });

@@ -81,6 +81,17 @@ export async function projectClaimUsage(tx: Store, project: string, except?: (cl
 }
 
 /**
+ * The quota check of a write adding `adding` claims of `nodeType` to `project` (claims matching
+ * `except` not counted, e.g. a claim set's own). Reads the project's claims only when a quota
+ * applies: most projects have none, and listing every claim on every create is O(n) per write.
+ */
+export async function quotaWarnings(tx: Store, project: StoredResource, nodeType: string, adding: number, except?: (claim: StoredResource) => boolean): Promise<string[]> {
+  const quotas = (project.spec as ProjectSpec).quotas;
+  if (quotas?.claims === undefined && quotas?.nodeTypes?.[nodeType] === undefined) return [];
+  return checkQuotas(project, await projectClaimUsage(tx, project.name, except), nodeType, adding);
+}
+
+/**
  * Quota check for `adding` more claims of `nodeType`: throws INGOT_ERR_QUOTA_EXCEEDED naming the
  * quota when a hard one would be exceeded; returns warnings for soft ones.
  */

@@ -6,7 +6,7 @@ import type { ClaimSetSpec as Spec } from '../../model/claim-set.js';
 import { ClaimSetSpec } from '../../model/claim-set.js';
 import { CLAIM_SET_LABEL } from '../../model/claim.js';
 import type { Store, StoredResource } from '../../store/store.js';
-import { admitClaimSpec, checkQuotas, projectClaimUsage, SEALED_USER_DATA } from '../admission/claim-admission.js';
+import { admitClaimSpec, quotaWarnings, SEALED_USER_DATA } from '../admission/claim-admission.js';
 import type { ApiContext } from '../api-context.js';
 import { requireProjectRow, sealedMarkerGiven, sealUserData } from './claims.js';
 import { resourceRoutes } from './resource-routes.js';
@@ -25,8 +25,7 @@ export function claimSetRoutes(ctx: ApiContext) {
       if (!request.existing && request.spec.template.spec.userData === SEALED_USER_DATA) throw sealedMarkerGiven('spec.template.spec.userData');
       const project = await requireProjectRow(tx, request.project);
       await admitClaimSpec(tx, project, request.spec.template.spec, 'spec.template.spec');
-      const others = await projectClaimUsage(tx, request.project, (c) => c.labels[CLAIM_SET_LABEL] === request.name);
-      const warnings = checkQuotas(project, others, request.spec.template.spec.nodeTypeName, request.spec.replicas);
+      const warnings = await quotaWarnings(tx, project, request.spec.template.spec.nodeTypeName, request.spec.replicas, (c) => c.labels[CLAIM_SET_LABEL] === request.name);
       const sealed = sealUserData(request.spec.template.spec);
       return {
         spec: { ...request.spec, template: { ...request.spec.template, spec: sealed.stored } },

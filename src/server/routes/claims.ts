@@ -8,7 +8,7 @@ import { IngotError } from '../../model/errors.js';
 import { ClaimSpec, type ClaimSpec as Spec } from '../../model/claim.js';
 import type { Store, StoredResource } from '../../store/store.js';
 import type { SecretBox } from '../../store/secret-box.js';
-import { admitClaimSpec, checkQuotas, projectClaimUsage, SEALED_USER_DATA } from '../admission/claim-admission.js';
+import { admitClaimSpec, quotaWarnings, SEALED_USER_DATA } from '../admission/claim-admission.js';
 import type { ApiContext } from '../api-context.js';
 import { resourceRoutes } from './resource-routes.js';
 
@@ -64,7 +64,7 @@ export function claimRoutes(ctx: ApiContext) {
       if (request.spec.userData === SEALED_USER_DATA) throw sealedMarkerGiven('spec.userData');
       const project = await requireProjectRow(tx, request.project);
       await admitClaimSpec(tx, project, request.spec, 'spec');
-      const warnings = checkQuotas(project, await projectClaimUsage(tx, request.project), request.spec.nodeTypeName, 1);
+      const warnings = await quotaWarnings(tx, project, request.spec.nodeTypeName, 1);
       const sealed = sealUserData(request.spec);
       return {
         spec: sealed.stored,
