@@ -3,7 +3,7 @@
 // a local receiver; a real server process sends the alert when a platform-admin changes a
 // host, and not when a controller does.
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,4 +120,30 @@ describe('alert rules from the server config reach the webhook', () => {
     expect(alerts()).toHaveLength(2);
     expect(badSignatures).toBe(0);
   });
+
+  it('SIGHUP reloads the rules from the config file; a bad file keeps the running rules', async () => {
+    const configFile = join(work, 'data.config.yaml');
+    const base = readFileSync(configFile, 'utf8').split('\n  alertRules:')[0]!;
+    // A broken rules section is refused: the running rule still alerts on admin changes.
+    writeFileSync(configFile, `${base}\n  alertRules:\n    - name: broken\n      match: {nonsense: true}\n`);
+    server.child.kill('SIGHUP');
+    await waitForOutput(/alert rules not reloaded \(the running rules stay\): .*nonsense/);
+    await asAdmin.patchHost('rack1-h1', { metadata: { labels: { team: 'db' } } });
+    await waitFor('the alert of the still-running rule', () => (alerts().length >= 3 ? true : undefined));
+    // Now a rule that watches controllers instead.
+    writeFileSync(configFile, `${base}\n  alertRules:\n    - name: controller-touched-host\n      match: {actions: ["host:update"], actorHasRole: controller}\n      severity: low\n`);
+    server.child.kill('SIGHUP');
+    await waitForOutput(/1 alert rule loaded from/);
+    await asController.patchHost('rack1-h1', { metadata: { labels: { team: 'ops' } } });
+    const alert = await waitFor('the new rule alert', () => alerts().find((m) => m.rule === 'controller-touched-host'));
+    expect(alert.event.roles).toEqual(['controller']);
+  });
+
+  async function waitForOutput(pattern: RegExp): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (!pattern.test(server.output())) {
+      if (Date.now() > deadline) throw new Error(`server never printed ${pattern}; output:\n${server.output().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 });

@@ -133,11 +133,22 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
           resolveStop();
         });
     };
-    // SIGHUP reloads the policy file; a bad file is refused and the running policy kept.
+    // SIGHUP reloads the policy file and the config file's alert rules; a bad file is refused
+    // and what runs is kept.
     process.on('SIGHUP', () => {
       void server.reloadPolicy().then((result) => {
         ctx.err.write(result.ok ? 'ingot: SIGHUP: policy reloaded\n' : `ingot: SIGHUP: policy not reloaded: ${result.error}\n`);
       });
+      if (opts.config) {
+        const path = resolve(opts.config);
+        void loadServerConfig(path)
+          .then((config) => {
+            const rules = serverOptionsFromConfig(config).audit?.alertRules ?? [];
+            server.audit.setAlertRules(rules);
+            ctx.err.write(`ingot: SIGHUP: ${rules.length} alert rule${rules.length === 1 ? '' : 's'} loaded from ${path}\n`);
+          })
+          .catch((err: unknown) => ctx.err.write(`ingot: SIGHUP: alert rules not reloaded (the running rules stay): ${(err as Error).message}\n`));
+      }
     });
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
