@@ -66,7 +66,8 @@ export function explainApiError(err: ApiError): string {
     case 401:
       return `the token was refused: ${err.message}; get a valid token and run \`ingot login --server ${err.server} --token TOKEN\` (or set INGOT_TOKEN)`;
     case 403:
-      return `not allowed: ${err.message}; ask a platform admin for a role that allows it`;
+      // The server's message usually says already whom to ask; do not say it twice.
+      return /ask a platform admin|ask an operator/.test(err.message) ? `not allowed: ${err.message}` : `not allowed: ${err.message}; ask a platform admin for a role that allows it`;
     case 429:
       return `${err.message}; the server is rate limiting you, wait a moment and try again`;
     default:

@@ -133,9 +133,17 @@ export function installAccessControl(
       limits?.recordAuthFailure(address);
       return refuse('anonymous', [], 'auth:failed', err);
     }
+    // Project roles the identity holds but that do not count on this route (project-scope.ts),
+    // named in a refusal so a tenant learns where their roles do apply.
+    let outOfScope = '';
     if (options.store) {
       const project = (request.params as { project?: unknown } | undefined)?.project;
       const roles = typeof project === 'string' ? await projectScopeRoles(options.store, identity, project) : platformScopeRoles(identity);
+      const dropped = identity.roles.filter((r) => !roles.includes(r));
+      if (dropped.length > 0) {
+        const where = identity.project ? `on project ${identity.project}'s routes (/api/v1/projects/${identity.project}/…)` : 'on the routes of projects that list you as a member';
+        outOfScope = ` (your ${dropped.join(', ')} role${dropped.length > 1 ? 's apply' : ' applies'} only ${where})`;
+      }
       identity = { ...identity, roles };
     }
     const actor = actorOf(identity);
@@ -143,7 +151,7 @@ export function installAccessControl(
       if (authorize(options.policy, identity, action, { approvals: options.approvals === true }) === 'approval-required') request.approvalRequired = true;
     } catch (err) {
       if (!(err instanceof IngotError)) throw err;
-      return refuse(actor, identity.roles, action, err);
+      return refuse(actor, identity.roles, action, outOfScope ? new IngotError(err.code, `${err.message}${outOfScope}`, err.details ? { details: err.details } : {}) : err);
     }
     if (limits) {
       try {

@@ -81,7 +81,9 @@ describe('OS images and node types (admins publish, tenants choose)', () => {
     const blue = await api.call('GET', '/api/v1/projects/blue/nodetypes', { token: t.blueAdmin });
     expect(blue.json.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toEqual(['gpu.large']);
     expect((await api.call('GET', '/api/v1/projects/blue/nodetypes/metal.small', { token: t.blueAdmin })).status).toBe(404);
-    expect((await api.call('GET', '/api/v1/nodetypes', { token: t.redAdmin })).status).toBe(403);
+    const platformList = await api.call('GET', '/api/v1/nodetypes', { token: t.redAdmin });
+    expect(platformList.status).toBe(403);
+    expect(platformList.json.message).toContain("your project-admin role applies only on project red's routes (/api/v1/projects/red/…)");
     expect((await api.call('GET', '/api/v1/osimages', { token: t.redAdmin })).status).toBe(403);
     expect((await api.call('GET', '/api/v1/osimages/ubuntu', { token: t.redAdmin })).status).toBe(403);
   });
