@@ -5,6 +5,8 @@
 //   sequence numbers become visible in commit order: without it a watcher could read seq 12,
 //   move its cursor past 11 (assigned earlier, committed later) and never see 11. SQLite has
 //   one writer at a time, which gives the same order for free.
+// - Windowed admissions (the two-person rule's rate window) count and insert in one
+//   statement; on PostgreSQL under the same advisory lock, so every process counts one window.
 // - Listings page by keyset on (name, project) with byte-wise collation on both dialects;
 //   label selectors are evaluated in SQL so every page except the last is full.
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -71,6 +73,7 @@ const CHANGE_FEED_LOCK_KEY = 0x1a907c4a;
 const MAX_EVENT_MESSAGE = 4096;
 const MAX_EVENT_REASON = 128;
 const MAX_CURSOR_LENGTH = 2048;
+const MAX_WINDOW_KIND = 128;
 
 export interface KyselyStoreOptions {
   dialect: Dialect;
@@ -738,6 +741,46 @@ export class KyselyStore implements Store {
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) return undefined;
     return this.getApproval(id);
+  }
+
+  // ---------------------------------------------------------------- windowed admissions
+
+  async admitWindowedAction(kind: string, now: number, windowMs: number, limit: number): Promise<boolean> {
+    this.#checkUsable();
+    if (typeof kind !== 'string' || kind === '' || kind.length > MAX_WINDOW_KIND) throw new Error(`admitWindowedAction: kind must be 1-${MAX_WINDOW_KIND} characters`);
+    if (!Number.isSafeInteger(now)) throw new Error(`admitWindowedAction: now must be an integer of milliseconds, not ${now}`);
+    if (!Number.isSafeInteger(windowMs) || windowMs <= 0) throw new Error(`admitWindowedAction: windowMs must be a positive integer, not ${windowMs}`);
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new Error(`admitWindowedAction: limit must be a non-negative integer, not ${limit}`);
+    if (this.dialect === 'sqlite') return this.#admitWindowed(kind, now, windowMs, limit);
+    // PostgreSQL (read committed) would let two transactions both count limit-1 and both
+    // insert. The write-order lock serializes them; each statement after it sees every
+    // admission committed before. It is the store's one advisory lock rather than a per-kind
+    // one, so a caller's transaction that also writes resources or audit events cannot take
+    // two locks in opposite orders (see #takeWriteOrderLock); admissions are rare and short.
+    return this.#write(async (tx) => {
+      const state = tx.#tx;
+      if (state === undefined) throw new Error('internal: windowed admission outside a transaction');
+      await tx.#takeWriteOrderLock(state);
+      return tx.#admitWindowed(kind, now, windowMs, limit);
+    });
+  }
+
+  /**
+   * Count and insert are one statement. On SQLite that alone is exact: a writing statement
+   * takes the database's write lock before it reads (other connections wait, busy_timeout),
+   * and no transaction stays open across awaits, so two connections in one process cannot
+   * block each other (see the audit concurrency test). On PostgreSQL the caller holds the lock.
+   */
+  async #admitWindowed(kind: string, now: number, windowMs: number, limit: number): Promise<boolean> {
+    const since = now - windowMs;
+    const inserted = await sql<{ id: string }>`
+      insert into action_window (id, kind, at)
+      select cast(${randomUUID()} as text), cast(${kind} as text), cast(${now} as bigint)
+      where (select count(*) from action_window where kind = ${kind} and at > ${since}) < ${limit}
+      returning id`.execute(this.#db);
+    // Pruning after the decision, which never depends on it (the count ignores old rows).
+    await this.#db.deleteFrom('action_window').where('kind', '=', kind).where('at', '<=', since).execute();
+    return inserted.rows.length === 1;
   }
 
   // ---------------------------------------------------------------- agent commands and sessions

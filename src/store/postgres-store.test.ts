@@ -25,7 +25,7 @@ if ('skipReason' in server) {
       const client = new pg.Client({ connectionString: contractDatabase.url });
       await client.connect();
       try {
-        await client.query('TRUNCATE resources, events, changes, leases, secret_data, tokens, settings, audit_events, agent_commands, agent_sessions, ip_allocations, host_bindings, approvals RESTART IDENTITY');
+        await client.query('TRUNCATE resources, events, changes, leases, secret_data, tokens, settings, audit_events, agent_commands, agent_sessions, ip_allocations, host_bindings, approvals, action_window RESTART IDENTITY');
         await client.query(`UPDATE audit_head SET seq = 0, hash = '${'0'.repeat(64)}'`);
       } finally {
         await client.end();

@@ -167,6 +167,15 @@ export interface ApprovalsTable {
   reason: string | null;
 }
 
+/** One admitted rate-limited action (Store.admitWindowedAction). */
+export interface ActionWindowTable {
+  id: string;
+  /** Which window: e.g. 'destructive-host-change'. */
+  kind: string;
+  /** Epoch milliseconds. */
+  at: BigIntColumn;
+}
+
 export interface Database {
   resources: ResourcesTable;
   events: EventsTable;
@@ -182,4 +191,5 @@ export interface Database {
   ip_allocations: IpAllocationsTable;
   host_bindings: HostBindingsTable;
   approvals: ApprovalsTable;
+  action_window: ActionWindowTable;
 }

@@ -891,5 +891,59 @@ export function runStoreContract(name: string, freshDatabase: () => Promise<Cont
         expect(await store.listApprovals({ state: 'pending' })).toEqual([]);
       });
     });
+
+    describe('windowed admissions', () => {
+      const t0 = 1_780_000_000_000;
+
+      it('admits up to the limit within the window, per kind; limit 0 admits nothing', async () => {
+        const admitted = [];
+        for (let i = 0; i < 5; i++) admitted.push(await store.admitWindowedAction('destructive', t0 + i, 60_000, 3));
+        expect(admitted).toEqual([true, true, true, false, false]);
+        // Another kind has its own window; another store instance sees the same one.
+        expect(await store.admitWindowedAction('other', t0 + 10, 60_000, 3)).toBe(true);
+        const other = await peer();
+        expect(await other.admitWindowedAction('destructive', t0 + 20, 60_000, 3)).toBe(false);
+        expect(await other.admitWindowedAction('destructive', t0 + 20, 60_000, 4)).toBe(true);
+        expect(await store.admitWindowedAction('none', t0, 60_000, 0)).toBe(false);
+        expect(await store.admitWindowedAction('none', t0, 60_000, 1)).toBe(true);
+      });
+
+      it('slides: an admission stops counting once it is windowMs old', async () => {
+        expect(await store.admitWindowedAction('d', t0, 1000, 2)).toBe(true);
+        expect(await store.admitWindowedAction('d', t0 + 500, 1000, 2)).toBe(true);
+        expect(await store.admitWindowedAction('d', t0 + 999, 1000, 2)).toBe(false);
+        // At t0 + 1000 the first one is exactly windowMs old: out of the window (t > now - windowMs).
+        expect(await store.admitWindowedAction('d', t0 + 1000, 1000, 2)).toBe(true);
+        expect(await store.admitWindowedAction('d', t0 + 1001, 1000, 2)).toBe(false);
+        // Long after, the whole window is free again.
+        expect(await store.admitWindowedAction('d', t0 + 10_000, 1000, 2)).toBe(true);
+        expect(await store.admitWindowedAction('d', t0 + 10_001, 1000, 2)).toBe(true);
+        expect(await store.admitWindowedAction('d', t0 + 10_002, 1000, 2)).toBe(false);
+      });
+
+      it('refuses a malformed kind, time, window or limit', async () => {
+        await expect(store.admitWindowedAction('', t0, 1000, 1)).rejects.toThrow(/kind/);
+        await expect(store.admitWindowedAction('k'.repeat(129), t0, 1000, 1)).rejects.toThrow(/kind/);
+        await expect(store.admitWindowedAction('k', 1.5, 1000, 1)).rejects.toThrow(/now/);
+        await expect(store.admitWindowedAction('k', t0, 0, 1)).rejects.toThrow(/windowMs/);
+        await expect(store.admitWindowedAction('k', t0, 1000, -1)).rejects.toThrow(/limit/);
+      });
+
+      it('50 concurrent admissions from two store instances with limit 10: exactly 10 admitted', async () => {
+        // Count and insert are one statement on SQLite (no transaction held across awaits),
+        // so two instances in one process take turns as in the lease race above.
+        const other = await peer();
+        for (let round = 0; round < 3; round++) {
+          const kind = `race-${round}`;
+          const results = await Promise.all(
+            Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? store : other).admitWindowedAction(kind, t0 + i, 60_000, 10)),
+          );
+          expect(results.filter(Boolean), `round ${round}`).toHaveLength(10);
+          // Nothing more fits afterwards, from either instance.
+          expect(await other.admitWindowedAction(kind, t0 + 100, 60_000, 10)).toBe(false);
+          expect(await store.admitWindowedAction(kind, t0 + 100, 60_000, 10)).toBe(false);
+        }
+      });
+    });
   });
 }

@@ -403,6 +403,15 @@ export interface Store {
    * does not exist or was no longer in state `from`.
    */
   transitionApproval(id: string, from: ApprovalState, update: { state: ApprovalState; decidedBy?: string; decidedAt?: string; reason?: string }): Promise<StoredApproval | undefined>;
+  /**
+   * A sliding-window rate limit shared by every store instance on the database (so by every
+   * server process): if fewer than `limit` actions of `kind` were admitted after
+   * `now - windowMs`, records one at `now` and returns true; otherwise records nothing and
+   * returns false. Exact under concurrency (count and insert are one serialized step).
+   * Admitted actions older than the window are deleted on the way, so use one `windowMs` per
+   * `kind`. `limit` 0 admits nothing. Times are epoch milliseconds of the caller's clock.
+   */
+  admitWindowedAction(kind: string, now: number, windowMs: number, limit: number): Promise<boolean>;
 
   // Settings: small key/value facts about this installation (e.g. bootstrap done).
   getSetting(key: string): Promise<string | undefined>;

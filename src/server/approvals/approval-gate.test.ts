@@ -1,9 +1,18 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SecretBox } from '../../store/secret-box.js';
+import { buildApiServer } from '../api-server.js';
+import { createAuditWriter } from '../audit/audit-writer.js';
 import { createPolicy } from '../auth/policy.js';
+import { createLogger } from '../logger.js';
 import { addToken, hostManifest, secretManifest, startApiFixture, type ApiFixture } from '../testing/api-fixture.js';
 
 let api: ApiFixture | undefined;
+let secondServer: FastifyInstance | undefined;
 afterEach(async () => {
+  await secondServer?.close();
+  secondServer = undefined;
   await api?.close();
   api = undefined;
 });
@@ -115,6 +124,37 @@ describe('two-person rule over HTTP', () => {
     expect((await a.call('DELETE', '/api/v1/hosts/h2')).json.kind).toBe('Approval');
     clock += 61_000;
     expect((await a.call('DELETE', '/api/v1/hosts/h3')).json.kind).toBe('Host');
+  });
+
+  it('two API servers on one database share the destructive window: together they run only destructiveThreshold', async () => {
+    const approvals = { destructiveThreshold: 3, windowSeconds: 300, ttlSeconds: 3600 };
+    const a = await fixture({ approvals });
+    // A second server with its own ApprovalGate (as a second process would have) on the same database.
+    secondServer = buildApiServer({
+      store: a.store,
+      secretBox: new SecretBox(randomBytes(32)),
+      policy: createPolicy(),
+      log: createLogger({ level: 'silent' }),
+      audit: createAuditWriter({ store: a.store }),
+      rateLimits: false,
+      approvals,
+    });
+    const bUrl = await secondServer.listen({ host: '127.0.0.1', port: 0 });
+    const names = Array.from({ length: 8 }, (_, i) => `h${i}`);
+    await enroll(a, ...names);
+    const deleteOn = async (base: string, name: string): Promise<string> => {
+      const res = await fetch(`${base}/api/v1/hosts/${name}`, { method: 'DELETE', headers: { authorization: `Bearer ${a.adminToken}` } });
+      expect(res.status, name).toBe(202);
+      return ((await res.json()) as { kind: string }).kind;
+    };
+    // All at once, alternating servers: per-process counting would let 3 through on each (6).
+    const kinds = await Promise.all(names.map((name, i) => deleteOn(i % 2 === 0 ? a.url : bUrl, name)));
+    expect(kinds.filter((k) => k === 'Host')).toHaveLength(3);
+    expect(kinds.filter((k) => k === 'Approval')).toHaveLength(5);
+    const deleted = [];
+    for (const name of names) if ((await a.store.get({ kind: 'Host', project: '', name }))?.deletionTimestamp !== undefined) deleted.push(name);
+    expect(deleted).toHaveLength(3);
+    expect(await a.store.listApprovals({ state: 'pending' })).toHaveLength(5);
   });
 
   it('an action whose override rule says approval:required always needs an approval, under any threshold', async () => {

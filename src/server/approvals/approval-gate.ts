@@ -12,8 +12,10 @@
 // cannot forge it). Approvals are limited to host routes: anything else whose rule says
 // approval:required is refused, as before approvals existed.
 //
-// The destructive-action window is counted in this process's memory: with several server
-// processes each counts its own (documented gap).
+// The destructive-action window is counted in the database (Store.admitWindowedAction, one
+// row per change let through), so every server process on one database shares it: N
+// processes together allow `destructiveThreshold` per window, not N times that, and a restart
+// does not reset it. Times come from the gate's `now` clock.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { API_VERSION } from '../../model/envelope.js';
@@ -46,6 +48,9 @@ declare module 'fastify' {
   }
 }
 
+/** The Store.admitWindowedAction window shared by every gate on the database. */
+export const DESTRUCTIVE_WINDOW_KIND = 'destructive-host-change';
+
 const HOST_WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>(['host:create', 'host:update', 'host:delete']);
 
 export function approvalResource(a: StoredApproval): Record<string, unknown> {
@@ -72,8 +77,6 @@ export class ApprovalGate {
   readonly #store: Store;
   readonly #now: () => number;
   readonly #audit: AuditWriter | undefined;
-  /** Times (epoch ms) of destructive changes let through, newest last. */
-  #recent: number[] = [];
   /** nonce -> approval id, for the one replay each approval gets. */
   readonly #nonces = new Map<string, string>();
 
@@ -121,12 +124,9 @@ export class ApprovalGate {
       if (!request.approvalRequired && !destructive) return;
       const now = this.#now();
       if (!request.approvalRequired) {
-        const since = now - this.config.windowSeconds * 1000;
-        this.#recent = this.#recent.filter((t) => t > since);
-        if (this.#recent.length < this.config.destructiveThreshold) {
-          this.#recent.push(now);
-          return;
-        }
+        const windowMs = Math.max(1, Math.round(this.config.windowSeconds * 1000));
+        const limit = Math.max(0, Math.floor(this.config.destructiveThreshold));
+        if (await this.#store.admitWindowedAction(DESTRUCTIVE_WINDOW_KIND, now, windowMs, limit)) return;
       }
       const target = auditTarget(action, request);
       if (!target.name) target.name = nameFromBody(request.body);

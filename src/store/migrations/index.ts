@@ -8,6 +8,7 @@ import { auditMigration } from './0002-audit.js';
 import { agentMigration } from './0003-agent.js';
 import { ipamMigration } from './0004-ipam.js';
 import { approvalsMigration } from './0005-approvals.js';
+import { actionWindowMigration } from './0006-action-window.js';
 
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
@@ -16,6 +17,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0003-agent': agentMigration(dialect),
     '0004-ipam': ipamMigration(dialect),
     '0005-approvals': approvalsMigration(dialect),
+    '0006-action-window': actionWindowMigration(dialect),
   };
 }
 
