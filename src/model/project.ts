@@ -52,7 +52,7 @@ export const ProjectSpec = Type.Object(
 export type ProjectSpec = Static<typeof ProjectSpec>;
 
 export interface ProjectStatus {
-  /** Claims that exist in the project (not yet deleted), total and per node type. */
+  /** Claims counted against the quotas (alive, or deleted but still holding a host), total and per node type; kept by the claim controller. */
   usage?: { claims: number; nodeTypes: Record<string, number> };
 }
 

@@ -132,6 +132,23 @@ describe('claim controller: binding and provisioning', () => {
   });
 });
 
+describe('claim controller: project usage', () => {
+  it("records the project's claims in status.usage, total and per node type, and follows deletions", async () => {
+    await createPlatform(store);
+    await createHost(store, 'h1');
+    await createClaim(store, 'a', { nodeTypeName: 'standard' });
+    await createClaim(store, 'b', { nodeTypeName: 'standard' });
+    await controller.reconcileOnce();
+    const usage = async () => (await store.get({ kind: 'Project', name: 'red' }))!.status.usage;
+    expect(await usage()).toEqual({ claims: 2, nodeTypes: { standard: 2 } });
+    // b never got a host: deleting it frees its place at once.
+    await deleteClaim(store, 'red', 'b');
+    await controller.reconcileOnce();
+    await controller.reconcileOnce();
+    expect(await usage()).toEqual({ claims: 1, nodeTypes: { standard: 1 } });
+  });
+});
+
 describe('claim controller: why a claim waits', () => {
   it('no matching host: pending with the scheduler reason, and nothing bound', async () => {
     await createPlatform(store, { nodeTypes: { secure: { selector: { capabilities: { secureBoot: true } }, osImageName: 'ubuntu' } } });

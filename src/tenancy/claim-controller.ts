@@ -212,6 +212,7 @@ class ClaimReconciler {
       }
       for (const [uid, reason] of blocked) waiting.set(uid, reason);
     }
+    await this.#recordUsage(snap, byProject);
     // byProject groups lose the global creation order: restore it for the scheduler's fairness.
     eligible.sort(byCreation);
 
@@ -234,6 +235,22 @@ class ClaimReconciler {
     for (const claim of snap.claims) {
       const reason = waiting.get(claim.uid);
       if (reason !== undefined && !snap.bindings.has(claim.uid)) await this.#guard(claim, async () => void (await this.#setStatus(claim, { state: 'pending', reason })));
+    }
+  }
+
+  /**
+   * Project status.usage: the claims that count against its quotas, total and per node type,
+   * for `ingot project show`. Written only when it changed; a conflict (an admin editing the
+   * project) is retried next pass.
+   */
+  async #recordUsage(snap: Snapshot, byProject: Map<string, StoredResource[]>): Promise<void> {
+    for (const project of snap.projects.values()) {
+      const group = byProject.get(project.name) ?? [];
+      const nodeTypes: Record<string, number> = {};
+      for (const claim of group) nodeTypes[nodeTypeOf(claim)] = (nodeTypes[nodeTypeOf(claim)] ?? 0) + 1;
+      const usage = { claims: group.length, nodeTypes };
+      if (sameJson((project.status as { usage?: unknown }).usage, usage)) continue;
+      await this.#guard(undefined, async () => void (await this.store.replace({ ...project, status: { ...project.status, usage } })));
     }
   }
 
