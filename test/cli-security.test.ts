@@ -105,7 +105,7 @@ describe('ingot token and ingot audit against ingot server', () => {
     expect(list.code).toBe(0);
     const r = await ingot(['secret', 'create', 'reader-secret', '--from-literal', 'password=hunter2'], reader);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^ingot: error: not allowed: action secret:create .*is not allowed for your roles \(platform-reader\).*ask a platform admin for a role that allows it/m);
+    expect(r.stderr).toMatch(/^ingot: error: not allowed: action secret:create .*is not allowed for your roles \(platform-reader\); ask a platform admin for a token with one of: platform-admin$/m);
     expect(r.stderr).not.toContain('hunter2');
     // and it was not created
     const secrets = await ingot(['secret', 'list', '-o', 'json'], admin);

@@ -136,8 +136,8 @@ export function installAccessControl(
     // Project roles the identity holds but that do not count on this route (project-scope.ts),
     // named in a refusal so a tenant learns where their roles do apply.
     let outOfScope = '';
+    const project = (request.params as { project?: unknown } | undefined)?.project;
     if (options.store) {
-      const project = (request.params as { project?: unknown } | undefined)?.project;
       const roles = typeof project === 'string' ? await projectScopeRoles(options.store, identity, project) : platformScopeRoles(identity);
       const dropped = identity.roles.filter((r) => !roles.includes(r));
       if (dropped.length > 0) {
@@ -148,7 +148,8 @@ export function installAccessControl(
     }
     const actor = actorOf(identity);
     try {
-      if (authorize(options.policy, identity, action, { approvals: options.approvals === true }) === 'approval-required') request.approvalRequired = true;
+      const platformRoute = options.store !== undefined && typeof project !== 'string';
+      if (authorize(options.policy, identity, action, { approvals: options.approvals === true, platformRoute }) === 'approval-required') request.approvalRequired = true;
     } catch (err) {
       if (!(err instanceof IngotError)) throw err;
       return refuse(actor, identity.roles, action, outOfScope ? new IngotError(err.code, `${err.message}${outOfScope}`, err.details ? { details: err.details } : {}) : err);

@@ -85,6 +85,7 @@ export const CAPABILITY_URL_ACTIONS: ReadonlySet<Action> = new Set<Action>(['age
  */
 export const ROLES = ['platform-admin', 'platform-reader', 'controller', 'project-admin', 'project-member', 'project-viewer', 'agent'] as const;
 export type Role = (typeof ROLES)[number] | (string & {});
+const PROJECT_ROLE_NAMES: ReadonlySet<string> = new Set(['project-admin', 'project-member', 'project-viewer']);
 /** Roles an API token may carry (everything but agent). */
 export const API_ROLES: readonly string[] = ROLES.filter((r) => r !== 'agent');
 
@@ -259,12 +260,17 @@ export function isAllowedWithApproval(policy: Policy, roles: readonly string[], 
  * With `approvals` (the server holds changes for a second person, src/server/approvals/), a
  * rule satisfied only through approval:required answers 'approval-required' instead of throwing.
  */
-export function authorize(policy: Policy, identity: Identity, action: Action, options: { approvals?: boolean } = {}): 'allowed' | 'approval-required' {
+export function authorize(
+  policy: Policy,
+  identity: Identity,
+  action: Action,
+  options: { approvals?: boolean; /** On a platform route project roles cannot help: the hint leaves them out. */ platformRoute?: boolean } = {},
+): 'allowed' | 'approval-required' {
   if (isAllowed(policy, identity.roles, action)) return 'allowed';
   if (options.approvals && isAllowedWithApproval(policy, identity.roles, action)) return 'approval-required';
   const rule = policy.rules[action];
   const held = identity.roles.length > 0 ? identity.roles.join(', ') : 'none';
-  const roles = rule ? rolesIn(rule) : [];
+  const roles = (rule ? rolesIn(rule) : []).filter((r) => !(options.platformRoute && PROJECT_ROLE_NAMES.has(r)));
   const hint = rule && requiresApproval(rule)
     ? `the policy requires an approval for it (${formatRule(rule)}), and this request cannot be held for one (approvals cover host changes only)`
     : `ask a platform admin for a token with one of: ${roles.length > 0 ? roles.join(', ') : '(no role: denied by policy)'}`;
