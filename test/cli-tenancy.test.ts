@@ -235,6 +235,14 @@ describe('ingot tenancy commands against ingot server', () => {
     const del = await ingot(['claimset', 'delete', 'workers'], blue);
     expect(del.code).toBe(0);
     expect(del.stdout).toBe('claimset/workers deletion requested\n');
+    // A set with claims: --wait lasts until they are released and the set is gone.
+    expect((await ingot(['claimset', 'create', 'batch', '--node-type', 'gpu.large', '--replicas', '2'], blue)).code).toBe(0);
+    const gone = await ingot(['claimset', 'delete', 'batch', '--wait', '--timeout', '60s'], blue);
+    expect(gone.stderr).toBe('');
+    expect(gone.code).toBe(0);
+    expect(gone.stdout).toMatch(/^claimset\/batch: \d claims? still releasing/m);
+    expect(gone.stdout).toMatch(/^claimset\/batch is gone \(/m);
+    expect((await ingot(['claimset', 'show', 'batch'], blue)).code).toBe(1);
   });
 
   it('10. apply puts a Claim into the --project given; platform kinds may not name a project', async () => {

@@ -1,7 +1,7 @@
 // `--wait` for claims and claim sets: one progress line per change (state, pending reason,
 // host bound), then a last line saying how it ended; failures and timeouts become CliErrors
 // (explainError adds what to check next).
-import { describeClaimSetProgress, describeClaimState, waitForClaim, waitForClaimSet, type Claim, type ClaimSetProgress, type IngotClient } from '../client/index.js';
+import { describeClaimSetProgress, describeClaimState, waitForClaim, waitForClaimSet, waitForClaimSetGone, type Claim, type ClaimSetProgress, type IngotClient } from '../client/index.js';
 import { CliError } from './cli-error.js';
 import { formatElapsed, parseDuration } from './duration.js';
 
@@ -71,4 +71,20 @@ export async function waitClaimSet(client: IngotClient, project: string, name: s
   const n = result.set.spec.replicas;
   progress.write(`${ref} has ${n} ready replica${n === 1 ? '' : 's'} and no extra claims (${formatElapsed(Date.now() - started)})\n`);
   return result;
+}
+
+/** `claimset delete --wait`: one line per change in the number of claims still releasing. */
+export async function waitClaimSetGone(client: IngotClient, project: string, name: string, flags: ClaimWaitFlags, progress: Sink): Promise<void> {
+  const timeoutMs = parseDuration(flags.timeout ?? '30m');
+  const started = Date.now();
+  const ref = `claimset/${name}`;
+  await withInterrupt((signal) =>
+    waitForClaimSetGone(client, project, name, {
+      timeoutMs,
+      signal,
+      ...(flags.pollIntervalMs !== undefined ? { pollIntervalMs: flags.pollIntervalMs } : {}),
+      onProgress: (left) => progress.write(`${ref}: ${left} claim${left === 1 ? '' : 's'} still releasing (${formatElapsed(Date.now() - started)})\n`),
+    }),
+  );
+  progress.write(`${ref} is gone (${formatElapsed(Date.now() - started)})\n`);
 }

@@ -10,5 +10,5 @@ export type { WaitTarget, WaitOptions } from './wait-for-host-state.js';
 export { parseWarningHeader } from './client.js';
 export type { WriteResult, DeleteResult, ResourceClient, ProjectResourceClient, ProjectSecretsClient } from './client.js';
 export type { Claim, ClaimInput, ClaimSet, ClaimSetInput, IPAddressInfo, IPPool, IPPoolInput, NodeType, NodeTypeInput, OSImage, OSImageInput, Project, ProjectInput, ResourceInput } from './tenancy-types.js';
-export { waitForClaim, waitForClaimSet, describeClaimState, describeClaimSetProgress, claimSetSettled, ClaimFailedError, ClaimWaitTimeoutError } from './wait-for-claim.js';
+export { waitForClaim, waitForClaimSet, waitForClaimSetGone, describeClaimState, describeClaimSetProgress, claimSetSettled, ClaimFailedError, ClaimWaitTimeoutError } from './wait-for-claim.js';
 export type { ClaimWaitTarget, ClaimWaitOptions, ClaimSetWaitOptions, ClaimSetProgress } from './wait-for-claim.js';

@@ -162,6 +162,34 @@ export async function waitForClaimSet(client: IngotClient, project: string, name
   }
 }
 
+/**
+ * Waits until a deleted claim set is gone: its claims released (each host cleaned) and then the
+ * set itself removed. Reports the number of claims left whenever it changes.
+ */
+export async function waitForClaimSetGone(
+  client: IngotClient,
+  project: string,
+  name: string,
+  options: Omit<ClaimWaitOptions, 'onProgress'> & { onProgress?: (claimsLeft: number) => void } = {},
+): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 30 * 60_000;
+  const deadline = Date.now() + timeoutMs;
+  const interval = options.pollIntervalMs ?? 1000;
+  let last: number | undefined;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const set = await getOrGone(() => client.claimSets.get(project, name));
+    if (set === undefined) return;
+    const left = (await client.claims.listAll(project, { labelSelector: `${CLAIM_SET_LABEL}=${name}` })).length;
+    if (left !== last) options.onProgress?.(left);
+    last = left;
+    if (Date.now() >= deadline) {
+      throw new ClaimWaitTimeoutError({ kind: 'claimset', project, name, target: 'deleted', timeoutMs, lastSeen: `being deleted with ${left} claim${left === 1 ? '' : 's'} still releasing` });
+    }
+    await sleep(Math.min(interval, Math.max(0, deadline - Date.now())), options.signal);
+  }
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(done, ms);

@@ -6,7 +6,7 @@ import type { ClaimInput, ClaimSetInput } from '../../client/index.js';
 import { MAX_USER_DATA_BYTES } from '../../model/claim.js';
 import { CLAIM_SET_LABEL } from '../../model/claim.js';
 import { checkName, claimSpecFromFlags, collect, parseLabels, type ClaimFlags } from '../claim-input.js';
-import { waitClaim, waitClaimSet } from '../claim-wait.js';
+import { waitClaim, waitClaimSetGone, waitClaimSet } from '../claim-wait.js';
 import type { CommandContext } from '../context.js';
 import { parseDuration } from '../duration.js';
 import { parseOutputFormat, render } from '../output.js';
@@ -195,8 +195,13 @@ export function registerClaims(program: Command, ctx: CommandContext): void {
     .description('delete a claim set: the controller releases its claims, then removes it')
     .argument('<name>')
     .option('-p, --project <project>', PROJECT_HELP)
-    .action(ctx.run(async (name: string, opts: { project?: string }) => {
+    .option('--wait', 'wait until its claims are released and the set is gone')
+    .option('--timeout <duration>', 'how long --wait waits', '30m')
+    .action(ctx.run(async (name: string, opts: { project?: string; wait?: boolean; timeout?: string }) => {
+      if (opts.wait) parseDuration(opts.timeout ?? '30m');
       const project = ctx.project(opts.project);
-      ctx.out.write(deleteMessage(`claimset/${name}`, await ctx.client().claimSets.delete(project, name)));
+      const client = ctx.client();
+      ctx.out.write(deleteMessage(`claimset/${name}`, await client.claimSets.delete(project, name)));
+      if (opts.wait) await waitClaimSetGone(client, project, name, { timeout: opts.timeout }, ctx.out);
     }));
 }
