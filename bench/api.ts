@@ -81,7 +81,9 @@ async function insertHosts(pool: Pool, token: string): Promise<void> {
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ingot-bench-'));
-  const server = await runServer({ dataDir, listen: '127.0.0.1:0', agentListen: '127.0.0.1:0', role: 'api', log: 'warn' });
+  // Rate limits off: the benchmark is one identity making thousands of requests a second, which
+  // the per-identity limits (docs/server-config.md) exist to refuse.
+  const server = await runServer({ dataDir, listen: '127.0.0.1:0', agentListen: '127.0.0.1:0', role: 'api', log: 'warn', rateLimits: false });
   const token = server.bootstrapToken;
   if (!token) throw new Error('the fresh server did not hand out a bootstrap token');
   const pool = new Pool(server.apiUrl, { connections: Math.max(...CONCURRENCY), pipelining: 1, keepAliveTimeout: 30_000 });

@@ -5,6 +5,7 @@ import { closeSync, chmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { withStatementCache } from './sqlite-statement-cache.js';
 import pg from 'pg';
 import { KyselyStore, type ChangeRetention } from './kysely-store.js';
 import { migrateToLatest } from './migrations/index.js';
@@ -68,7 +69,7 @@ async function openSqlite(opts: OpenStoreOptions & OpenStoreTuning, log: (messag
     connection.close();
     throw error;
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: connection }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(connection) }) });
   return finishOpening(db, 'sqlite', opts, log);
 }
 
