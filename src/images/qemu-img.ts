@@ -51,7 +51,8 @@ function checkPath(path: string, field: string): void {
 
 let prlimitPath: Promise<string | undefined> | undefined;
 
-async function findOnPath(name: string): Promise<string | undefined> {
+/** The first executable called `name` on PATH, or undefined. */
+export async function findOnPath(name: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);

@@ -61,11 +61,12 @@ export interface LabAgentRunnerOptions {
 
 const silent: LabAgentLog = { info() {}, warn() {} };
 
-/** Linux names for the system's drives: NVMe namespaces and SCSI disks, numbered in drive order. */
+/** Linux names for the system's drives: NVMe namespaces, virtio and SCSI disks, numbered in drive order. */
 export function driveNames(system: SystemState): string[] {
   let nvme = 0;
   let scsi = 0;
-  return system.hardware.drives.map((d) => (d.type === 'nvme' ? `nvme${nvme++}n1` : `sd${String.fromCharCode(97 + scsi++)}`));
+  let virtio = 0;
+  return system.hardware.drives.map((d) => (d.type === 'nvme' ? `nvme${nvme++}n1` : d.type === 'virtio' ? `vd${String.fromCharCode(97 + virtio++)}` : `sd${String.fromCharCode(97 + scsi++)}`));
 }
 
 /** The file-machine description of a system: what /proc, /sys and dmidecode would say of it. */

@@ -129,6 +129,7 @@ export async function handleAdminRequest(a: AdminRequest): Promise<void> {
             type: d.type,
             failWrites: faults.driveWriteFails(system.id, d.index),
           })),
+          ...(fleet.machinesFor(system) ? { vm: fleet.machinesFor(system)!.describe(system) } : {}),
         });
       case 'GET boot-log':
         fleet.settle(system);

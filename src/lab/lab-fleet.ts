@@ -52,9 +52,31 @@ export interface FleetOptions {
 
 export type ResetOutcome =
   | { kind: 'started'; task: LabTask }
+  /** Carried out before the answer (a lab VM's power change). */
+  | { kind: 'done' }
   | { kind: 'noop' }
   | { kind: 'nmi' }
   | { kind: 'refused'; reason: string };
+
+/**
+ * Systems whose power, boot and virtual media are real machines rather than the fleet's
+ * simulation (lab VMs, src/lab/vm/). The fleet keeps their settings and boot log; the machines
+ * decide the power state and carry out resets and media changes.
+ */
+export interface LabMachines {
+  owns(system: SystemState): boolean;
+  powerState(system: SystemState): PowerState;
+  /** ComputerSystem.Reset; resolves once the machine did it (or refused). */
+  reset(system: SystemState, type: ResetType): Promise<ResetOutcome>;
+  /** Boot override changed (ComputerSystem.Boot PATCH): the machine's next boot must follow it. */
+  bootSettingsChanged(system: SystemState): Promise<void>;
+  /** Fetches the image like a BMC and puts it in the CD drive; throws when it cannot. */
+  insertMedia(system: SystemState, image: string): Promise<void>;
+  ejectMedia(system: SystemState): Promise<void>;
+  /** What the lab's admin endpoint shows of the machine (process, files). */
+  describe(system: SystemState): Record<string, unknown>;
+  close(): Promise<void>;
+}
 
 export class LabFleet {
   readonly #opts: FleetOptions;
@@ -69,6 +91,7 @@ export class LabFleet {
   #saveTimer: NodeJS.Timeout | undefined;
   #saving: Promise<void> = Promise.resolve();
   #closed = false;
+  #machines: LabMachines | undefined;
 
   private constructor(opts: FleetOptions) {
     this.#opts = opts;
@@ -78,9 +101,10 @@ export class LabFleet {
   /**
    * Loads the fleet from DATA_DIR/lab-state.json, adding machines built from `groups` when the
    * file holds fewer than asked for. Existing machines keep their hardware and state; the
-   * profile only shapes machines created now.
+   * profile only shapes machines created now. `build` makes machine i instead of the
+   * profile (lab VMs); `groups` then only counts them.
    */
-  static async open(opts: FleetOptions & { groups: ProfileGroup[] }): Promise<LabFleet> {
+  static async open(opts: FleetOptions & { groups: ProfileGroup[]; build?: (index: number, total: number) => SystemState }): Promise<LabFleet> {
     const fleet = new LabFleet(opts);
     await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
     const file = join(opts.dataDir, STATE_FILE);
@@ -97,7 +121,7 @@ export class LabFleet {
     }
     const all = stored?.systems ?? [];
     const total = Math.max(all.length, opts.groups.length);
-    for (let i = all.length; i < opts.groups.length; i++) all.push(buildSystem(i, total, opts.groups[i]!));
+    for (let i = all.length; i < opts.groups.length; i++) all.push(opts.build ? opts.build(i, total) : buildSystem(i, total, opts.groups[i]!));
     fleet.#allSystems = all;
     for (const s of all.slice(0, opts.groups.length)) {
       fleet.#systems.set(s.id, s);
@@ -127,10 +151,22 @@ export class LabFleet {
     this.save();
   }
 
+  /** Hands the systems `machines` owns over to it (lab VMs). */
+  attachMachines(machines: LabMachines): void {
+    this.#machines = machines;
+  }
+
+  /** The real machine behind `system`, or undefined when the fleet simulates it. */
+  machinesFor(system: SystemState): LabMachines | undefined {
+    return this.#machines?.owns(system) ? this.#machines : undefined;
+  }
+
   // ---- power ---------------------------------------------------------------------------------
 
   /** The Redfish PowerState now, after applying any transition steps whose time has passed. */
   powerState(system: SystemState): PowerState {
+    const machines = this.machinesFor(system);
+    if (machines) return machines.powerState(system);
     this.settle(system);
     return system.power.steps[0]?.state ?? system.power.state;
   }
@@ -142,7 +178,7 @@ export class LabFleet {
     while (system.power.steps.length > 0 && system.power.steps[0]!.until <= now) {
       const step = system.power.steps.shift()!;
       changed = true;
-      if (step.state === 'PoweringOn') this.#boot(system, new Date(step.until).toISOString());
+      if (step.state === 'PoweringOn') this.boot(system, new Date(step.until).toISOString());
     }
     if (system.power.steps.length === 0 && system.power.taskId) {
       const task = this.#tasks.get(system.power.taskId);
@@ -281,7 +317,7 @@ export class LabFleet {
    * (ComputerSystem.Boot.BootSourceOverrideEnabled: "Once ... the system boots from the
    * override target one time, then the property reverts to Disabled").
    */
-  #boot(system: SystemState, at: string): void {
+  boot(system: SystemState, at = new Date(this.#now()).toISOString()): BootRecord {
     if (Object.keys(system.bios.pending).length > 0) {
       system.bios.current = { ...system.bios.current, ...system.bios.pending };
       system.bios.pending = {};
@@ -318,6 +354,7 @@ export class LabFleet {
     if (override === 'Once') system.boot.enabled = 'Disabled';
     this.save();
     this.#opts.onBoot?.(system, record);
+    return record;
   }
 
   // ---- settings ------------------------------------------------------------------------------
@@ -369,6 +406,7 @@ export class LabFleet {
   }
 
   async close(): Promise<void> {
+    await this.#machines?.close();
     for (const s of this.#served) this.settle(s);
     this.#closed = true;
     for (const t of this.#timers.values()) clearTimeout(t);

@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskType, ProfileGroup } from './profile.js';
+import type { VmDefinition } from './vm/vm-definition.js';
 
 export type PowerState = 'On' | 'Off' | 'PoweringOn' | 'PoweringOff';
 
@@ -131,6 +132,8 @@ export interface SystemState {
   secureBoot: { enabled: boolean; currentBoot: boolean };
   media: { image: string | null; inserted: boolean; writeProtected: boolean };
   bootLog: BootRecord[];
+  /** Present when the system is a real QEMU virtual machine (src/lab/vm/); absent when simulated. */
+  vm?: VmDefinition;
 }
 
 export interface BiosAttributeDef {
@@ -207,6 +210,7 @@ const DRIVE_MODELS: Record<DiskType, string> = {
   ssd: 'Ingot Lab SATA SSD',
   sata: 'Ingot Lab SATA HDD',
   hdd: 'Ingot Lab SAS HDD',
+  virtio: 'QEMU virtio-blk disk',
 };
 
 function dimmLayout(ramGiB: number): number[] {

@@ -46,6 +46,7 @@ export class LabHarness {
       ...(opts.agents !== undefined ? { agents: opts.agents } : {}),
       ...(opts.agentLog ? { agentLog: opts.agentLog } : {}),
       ...(opts.agentProcesses ? { agentProcesses: opts.agentProcesses } : {}),
+      ...(opts.vms ? { vms: opts.vms } : {}),
     });
     return new LabHarness(lab, await readFile(lab.caFile, 'utf8'), dataDir);
   }

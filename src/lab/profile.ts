@@ -7,9 +7,10 @@ import { parse as parseYaml } from 'yaml';
 
 /**
  * Disk kinds and how they appear over Redfish (Drive.Protocol / Drive.MediaType):
- * nvme = NVMe SSD, ssd = SATA SSD, sata = SATA HDD (7200 rpm), hdd = SAS HDD (7200 rpm).
+ * nvme = NVMe SSD, ssd = SATA SSD, sata = SATA HDD (7200 rpm), hdd = SAS HDD (7200 rpm),
+ * virtio = a virtio-blk disk on PCIe (what lab VMs have; Linux names it vdX).
  */
-export const DISK_TYPES = ['nvme', 'sata', 'ssd', 'hdd'] as const;
+export const DISK_TYPES = ['nvme', 'sata', 'ssd', 'hdd', 'virtio'] as const;
 export type DiskType = (typeof DISK_TYPES)[number];
 
 export const DiskProfile = Type.Object(

@@ -212,7 +212,7 @@ export function storage(s: SystemState): Json {
 }
 
 function driveProtocol(type: string): string {
-  return type === 'nvme' ? 'NVMe' : type === 'hdd' ? 'SAS' : 'SATA';
+  return type === 'nvme' ? 'NVMe' : type === 'hdd' ? 'SAS' : type === 'virtio' ? 'PCIe' : 'SATA';
 }
 
 export function drive(s: SystemState, id: string): Json | undefined {

@@ -32,6 +32,7 @@ import * as R from './redfish-resources.js';
 import { SessionStore, type LabSession } from './redfish-sessions.js';
 import { handleAdminRequest } from './lab-admin.js';
 import { RequestStats } from './request-stats.js';
+import { LabVmError } from './vm/lab-vms.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 const REALM = 'Ingot Lab BMC';
@@ -117,6 +118,16 @@ function checkImageUrl(v: string): string | undefined {
   }
 }
 
+/** Runs an operation on a lab VM; its failures become Redfish errors that say what went wrong. */
+async function onMachine<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const status = err instanceof LabVmError ? err.status : 500;
+    throw errors.general(status, (err as Error).message, status >= 500 ? 'See the VM\'s qemu.log in the lab data directory, then retry.' : 'Correct the request and resubmit it.');
+  }
+}
+
 /** Validates action parameters: required ones present, no unknown ones, values of the right kind. */
 function actionParams(action: string, body: unknown, spec: Record<string, Field & { required?: boolean }>): Record<string, unknown> {
   if (!isObject(body)) throw new RedfishError(400, [message('UnrecognizedRequestBody', 'The action body must be a JSON object.', { severity: 'Critical' })]);
@@ -178,7 +189,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
   };
   route('Systems/{sys}', {
     GET: (c) => json(R.computerSystem(fleet, c.system)),
-    PATCH: (c) => {
+    PATCH: async (c) => {
       const plan = planPatch(c.body, systemFields, R.computerSystem(fleet, c.system));
       const s = c.system;
       const boot = plan.accepted.Boot as Record<string, string> | undefined;
@@ -187,20 +198,24 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
       if (boot?.BootSourceOverrideEnabled) s.boot.enabled = boot.BootSourceOverrideEnabled as SystemState['boot']['enabled'];
       if (boot?.BootSourceOverrideMode) s.boot.mode = boot.BootSourceOverrideMode as SystemState['boot']['mode'];
       fleet.save();
+      const machines = fleet.machinesFor(s);
+      if (boot && machines) await onMachine(() => machines.bootSettingsChanged(s));
       return patched(R.computerSystem(fleet, s), plan.warnings);
     },
   });
   route('Systems/{sys}/Actions/ComputerSystem.Reset', {
-    POST: (c) => {
+    POST: async (c) => {
       const action = 'ComputerSystem.Reset';
       const p = actionParams(action, c.body, { ResetType: { kind: 'enum', values: RESET_TYPES, required: true } });
       // The "power actions silently ignored" fault: the BMC says yes and does nothing.
       if (faults.ignoresPower(c.system.id)) return { status: 204 };
-      const outcome = fleet.reset(c.system, p.ResetType as ResetType);
+      const machines = fleet.machinesFor(c.system);
+      const outcome = machines ? await onMachine(() => machines.reset(c.system, p.ResetType as ResetType)) : fleet.reset(c.system, p.ResetType as ResetType);
       switch (outcome.kind) {
         case 'started':
           // DSP0266 "Asynchronous operations": 202 with the task monitor in Location.
           return json(R.task(outcome.task, now()), 202, { Location: R.taskMonitorPath(outcome.task.id) });
+        case 'done':
         case 'noop':
         case 'nmi':
           return { status: 204 };
@@ -290,25 +305,28 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
       requireCd(c);
       return json(R.virtualMedia(c.system));
     },
-    PATCH: (c) => {
+    PATCH: async (c) => {
       requireCd(c);
       const plan = planPatch(c.body, mediaFields, R.virtualMedia(c.system));
       const m = c.system.media;
       const a = plan.accepted;
-      if (typeof a.WriteProtected === 'boolean') m.writeProtected = a.WriteProtected;
+      const machines = fleet.machinesFor(c.system);
       if (a.Image === null || a.Inserted === false) {
+        if (machines) await onMachine(() => machines.ejectMedia(c.system));
         m.image = null;
         m.inserted = false;
       } else if (typeof a.Image === 'string') {
+        if (machines) await onMachine(() => machines.insertMedia(c.system, a.Image as string));
         m.image = a.Image;
         m.inserted = true;
       }
+      if (typeof a.WriteProtected === 'boolean') m.writeProtected = a.WriteProtected;
       fleet.save();
       return patched(R.virtualMedia(c.system), plan.warnings);
     },
   });
   route('Managers/{sys}/VirtualMedia/{vm}/Actions/VirtualMedia.InsertMedia', {
-    POST: (c) => {
+    POST: async (c) => {
       requireCd(c);
       const p = actionParams('VirtualMedia.InsertMedia', c.body, {
         Image: { kind: 'string', maxLength: 2048, check: checkImageUrl, required: true },
@@ -319,6 +337,12 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
         UserName: { kind: 'string', maxLength: 256 },
         Password: { kind: 'string', maxLength: 256 },
       });
+      // A lab VM's BMC fetches the image now, as real BMCs do; the answer waits for it.
+      const machines = fleet.machinesFor(c.system);
+      if (machines) {
+        if (p.Inserted === false) await onMachine(() => machines.ejectMedia(c.system));
+        else await onMachine(() => machines.insertMedia(c.system, p.Image as string));
+      }
       // Inserting over an inserted image replaces it, as most BMCs do after an implicit eject.
       c.system.media = { image: p.Image as string, inserted: p.Inserted !== false, writeProtected: p.WriteProtected !== false };
       if (p.Inserted === false) c.system.media.image = null;
@@ -327,9 +351,11 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
     },
   });
   route('Managers/{sys}/VirtualMedia/{vm}/Actions/VirtualMedia.EjectMedia', {
-    POST: (c) => {
+    POST: async (c) => {
       requireCd(c);
       actionParams('VirtualMedia.EjectMedia', c.body ?? {}, {});
+      const machines = fleet.machinesFor(c.system);
+      if (machines) await onMachine(() => machines.ejectMedia(c.system));
       c.system.media = { ...c.system.media, image: null, inserted: false };
       fleet.save();
       return { status: 204 };

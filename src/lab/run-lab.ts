@@ -12,6 +12,10 @@ import type { BootRecord, SystemState } from './lab-model.js';
 import { expandProfile, loadProfile } from './profile.js';
 import { startRedfishService } from './redfish-service.js';
 import { RequestStats } from './request-stats.js';
+import { DEFAULT_FORWARD_PORTS, GUEST_SERVICE_ADDRESS, checkForwards, type PortForward } from './vm/guest-network.js';
+import { LabVms, type LabVmsLog } from './vm/lab-vms.js';
+import { buildVmSystem, resolveVmShape, type VmShape } from './vm/vm-definition.js';
+import { probeVmHost, type VmHost } from './vm/vm-host.js';
 
 export interface StartLabOptions {
   hosts: number;
@@ -38,6 +42,25 @@ export interface StartLabOptions {
   agentProcesses?: AgentProcessesOption;
   /** Where agent logs go (default: dropped). */
   agentLog?: LabAgentLog;
+  /**
+   * Make the lab's systems real QEMU virtual machines (src/lab/vm/) instead of simulations:
+   * `hosts` of them, shaped by `shape`. Agents then run inside the VMs, booted from virtual
+   * media, so `agents`/`agentProcesses` do not apply.
+   */
+  vms?: {
+    shape?: VmShape;
+    /** Ports of the host's loopback the VMs may reach at GUEST_SERVICE_ADDRESS (default: 7386, the agent API). */
+    forwards?: PortForward[];
+    /** Force an accelerator; default KVM when /dev/kvm works, else TCG. */
+    accel?: 'kvm' | 'tcg';
+    /** PEM CA certificates the BMCs trust for https:// media besides the system's. */
+    mediaCaPem?: string;
+    /** Largest image a BMC fetches for virtual media (bytes). */
+    maxMediaBytes?: number;
+    /** How long a GracefulRestart waits for the guest before forcing it (ms). */
+    gracefulRestartMs?: number;
+    log?: LabVmsLog;
+  };
 }
 
 export interface LabSystemInfo {
@@ -61,8 +84,10 @@ export interface RunningLab {
   faults: FaultBook;
   /** Redfish requests served (also GET /lab/v1/stats). */
   stats: RequestStats;
-  /** The agents the lab runs for its systems; absent when started with agents: false. */
+  /** The agents the lab runs for its systems; absent when started with agents: false, and for VMs. */
   agents?: LabAgentRunner;
+  /** The lab's VMs, when started with `vms`. */
+  vms?: { machines: LabVms; host: VmHost; forwards: PortForward[]; guestAddress: string };
   close(): Promise<void>;
 }
 
@@ -100,6 +125,13 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   }
   const agentProcesses = chooseAgentProcesses(opts.agentProcesses, opts.hosts);
   const { host, port } = parseListen(opts.listen);
+  let vmSetup: { host: VmHost; forwards: PortForward[]; shape: ReturnType<typeof resolveVmShape> } | undefined;
+  if (opts.vms) {
+    if (opts.profile) throw new Error('a profile shapes simulated servers; lab VMs take --vm-cpus, --vm-memory, --vm-disk-size instead');
+    const forwards = opts.vms.forwards ?? DEFAULT_FORWARD_PORTS.map((p) => ({ guestPort: p, hostPort: p }));
+    checkForwards(forwards);
+    vmSetup = { host: await probeVmHost(opts.vms.accel ? { accel: opts.vms.accel } : {}), forwards, shape: resolveVmShape(opts.vms.shape) };
+  }
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const profile = opts.profile ? await loadProfile(opts.profile) : undefined;
   const ca = await ensureLabCa(opts.dataDir);
@@ -107,7 +139,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const faults = new FaultBook();
   let fleetRef: LabFleet | undefined;
   const agents =
-    opts.agents === false
+    opts.agents === false || vmSetup
       ? undefined
       : new LabAgentRunner({
           dataDir: opts.dataDir,
@@ -125,11 +157,35 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const fleet = await LabFleet.open({
     dataDir: opts.dataDir,
     groups: expandProfile(profile, opts.hosts),
+    ...(vmSetup ? { build: (i: number, total: number) => buildVmSystem(i, total, vmSetup.shape) } : {}),
     powerTransitionMs,
     onBoot,
     ...(agents ? { onPowerOff: (system: SystemState) => agents.onPowerOff(system) } : {}),
   });
   fleetRef = fleet;
+  let vms: RunningLab['vms'];
+  const mixed = fleet.systems.find((s) => Boolean(s.vm) !== Boolean(vmSetup));
+  if (mixed) {
+    await fleet.close();
+    throw new Error(`${opts.dataDir} holds ${mixed.vm ? 'VM' : 'simulated'} systems; start the lab ${mixed.vm ? 'with --vms' : 'without --vms'}, or use another --data-dir`);
+  }
+  if (vmSetup) {
+    const machines = new LabVms({
+      host: vmSetup.host,
+      fleet,
+      dataDir: opts.dataDir,
+      forwards: vmSetup.forwards,
+      media: {
+        selfHosts: [host],
+        ...(opts.vms?.mediaCaPem ? { caPem: opts.vms.mediaCaPem } : {}),
+        ...(opts.vms?.maxMediaBytes !== undefined ? { maxBytes: opts.vms.maxMediaBytes } : {}),
+      },
+      ...(opts.vms?.gracefulRestartMs !== undefined ? { gracefulRestartMs: opts.vms.gracefulRestartMs } : {}),
+      ...(opts.vms?.log ? { log: opts.vms.log } : {}),
+    });
+    fleet.attachMachines(machines);
+    vms = { machines, host: vmSetup.host, forwards: vmSetup.forwards, guestAddress: GUEST_SERVICE_ADDRESS };
+  }
   const stats = new RequestStats();
   let service;
   try {
@@ -162,6 +218,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     faults,
     stats,
     ...(agents ? { agents } : {}),
+    ...(vms ? { vms } : {}),
     close: async () => {
       await service.close();
       await agents?.close();

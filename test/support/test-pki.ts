@@ -23,12 +23,12 @@ export function makeCa(name: string): TestCa {
   return { dir, certFile: join(dir, 'ca.crt'), keyFile: join(dir, 'ca.key'), certPem: readFileSync(join(dir, 'ca.crt'), 'utf8') };
 }
 
-/** A server certificate for 127.0.0.1 and localhost signed by `ca`. */
-export function issueServerCert(ca: TestCa, name = 'bmc'): { key: string; cert: string } {
+/** A server certificate for 127.0.0.1 and localhost (or `altNames`, openssl subjectAltName syntax) signed by `ca`. */
+export function issueServerCert(ca: TestCa, name = 'bmc', altNames = 'IP:127.0.0.1,DNS:localhost'): { key: string; cert: string } {
   const dir = ca.dir;
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`,
     '-keyout', `${name}.key`, '-out', `${name}.csr`], dir);
-  writeFileSync(join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${altNames}\nextendedKeyUsage=serverAuth\n`);
   openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
     '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
   return { key: readFileSync(join(dir, `${name}.key`), 'utf8'), cert: readFileSync(join(dir, `${name}.crt`), 'utf8') };

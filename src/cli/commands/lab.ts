@@ -1,11 +1,14 @@
 // `ingot lab …`: the simulated lab (servers with real Redfish BMCs) — thin wrappers around
 // src/lab: start it, enroll its systems into an Ingot server, and inject faults.
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { AGENT_PROCESSES_OPTIONS, PER_AGENT_MAX_SYSTEMS, type AgentProcessesOption } from '../../lab/agent-process.js';
 import { enrollLab } from '../../lab/enroll.js';
 import { LabAdminClient } from '../../lab/lab-fault-client.js';
-import { startLab } from '../../lab/run-lab.js';
+import { startLab, type StartLabOptions } from '../../lab/run-lab.js';
+import { DEFAULT_FORWARD_PORTS, GUEST_SERVICE_ADDRESS, parseForwards } from '../../lab/vm/guest-network.js';
+import { VM_DEFAULTS, VM_DISK_FORMATS, type VmDiskFormat } from '../../lab/vm/vm-definition.js';
 import type { FaultPatch } from '../../lab/faults.js';
 import { CliError } from '../cli-error.js';
 import { resolveConfig } from '../config.js';
@@ -21,28 +24,47 @@ export function registerLab(program: Command, ctx: CommandContext): void {
     .description('run simulated servers with Redfish BMCs (start it with no subcommand), enroll them, inject faults')
     // `lab` and its subcommands share option names (--data-dir): each takes the ones after it.
     .enablePositionalOptions()
-    .option('--hosts <n>', 'how many simulated servers', '4')
+    .option('--hosts <n>', 'how many simulated servers (default 4)')
+    .option('--vms <n>', 'run N real QEMU virtual machines instead of simulated servers (docs/lab-vms.md)')
+    .option('--vm-cpus <n>', 'vCPUs per VM', String(VM_DEFAULTS.vcpus))
+    .option('--vm-memory <mib>', 'memory per VM in MiB', String(VM_DEFAULTS.memoryMiB))
+    .option('--vm-disk-size <gib>', 'disk size per VM in GiB', String(VM_DEFAULTS.diskGiB))
+    .option('--vm-disk-format <format>', `disk file format: ${VM_DISK_FORMATS.join(', ')}`, VM_DEFAULTS.diskFormat)
+    .option('--vm-forward <ports>', `host loopback ports the VMs reach at ${GUEST_SERVICE_ADDRESS}: PORT or GUESTPORT:HOSTPORT, comma-separated`, DEFAULT_FORWARD_PORTS.join(','))
+    .option('--vm-accel <accel>', 'kvm or tcg (default: kvm when /dev/kvm works, else tcg)')
+    .option('--vm-media-ca <file>', 'PEM CA certificates the VM BMCs trust for https:// virtual media, besides the system CAs')
     .option('--listen <host:port>', 'address of the lab Redfish service', '127.0.0.1:8443')
     .option('--data-dir <dir>', 'where the lab keeps its state, CA and credentials', DEFAULT_LAB_DIR)
     .option('--profile <file>', 'hardware profile (YAML/JSON)')
     .option('--power-transition <ms>', 'how long power on/off takes', '1000')
     .option('--agent-processes <mode>', `where booted agents run: per-agent (an \`ingot agent\` process each), shared (all in the lab process), auto (per-agent up to ${PER_AGENT_MAX_SYSTEMS} hosts)`, 'auto')
-    .action(ctx.run(async (opts: { hosts: string; listen: string; dataDir: string; profile?: string; powerTransition: string; agentProcesses: string }) => {
+    .action(ctx.run(async (opts: LabStartFlags) => {
       if (!(AGENT_PROCESSES_OPTIONS as readonly string[]).includes(opts.agentProcesses)) throw new CliError(`--agent-processes ${opts.agentProcesses}: use one of ${AGENT_PROCESSES_OPTIONS.join(', ')}`);
       const agentProcesses = opts.agentProcesses as AgentProcessesOption;
-      const hosts = Number(opts.hosts);
-      if (!Number.isInteger(hosts) || hosts < 1) throw new CliError(`--hosts ${opts.hosts}: use a whole number of at least 1`);
+      if (opts.vms !== undefined && opts.hosts !== undefined) throw new CliError('give --hosts (simulated servers) or --vms (virtual machines), not both');
+      const count = opts.vms ?? opts.hosts ?? '4';
+      const hosts = Number(count);
+      if (!Number.isInteger(hosts) || hosts < 1) throw new CliError(`${opts.vms !== undefined ? '--vms' : '--hosts'} ${count}: use a whole number of at least 1`);
+      const vms = opts.vms !== undefined ? await vmOptions(opts) : undefined;
       const powerTransitionMs = Number(opts.powerTransition);
       if (!Number.isInteger(powerTransitionMs) || powerTransitionMs < 0) throw new CliError(`--power-transition ${opts.powerTransition}: use a whole number of milliseconds`);
       parseListen(opts.listen, '--listen');
       const dataDir = resolve(opts.dataDir);
       let running;
       try {
-        running = await startLab({ hosts, listen: opts.listen, dataDir, powerTransitionMs, agentProcesses, ...(opts.profile ? { profile: opts.profile } : {}) });
+        running = await startLab({ hosts, listen: opts.listen, dataDir, powerTransitionMs, agentProcesses, ...(opts.profile ? { profile: opts.profile } : {}), ...(vms ? { vms } : {}) });
       } catch (err) {
         throw new CliError((err as Error).message);
       }
-      ctx.out.write(`Ingot lab: ${running.systems.length} simulated servers, Redfish at ${running.url}\n`);
+      if (running.vms) {
+        const { host, forwards, guestAddress } = running.vms;
+        ctx.out.write(`Ingot lab: ${running.systems.length} QEMU virtual machines (${host.accel === 'kvm' ? 'KVM' : 'TCG emulation, no usable /dev/kvm'}), Redfish at ${running.url}\n`);
+        ctx.out.write(`VM network: each VM reaches only ${forwards.map((f) => `${guestAddress}:${f.guestPort} -> 127.0.0.1:${f.hostPort}`).join(', ')}\n`);
+        ctx.out.write(`Set the server's agent.apiUrl to http://${guestAddress}:${forwards[0]!.guestPort} (docs/lab-vms.md)\n`);
+        ctx.out.write(`Serial consoles: ${join(dataDir, 'systems', '<id>', 'console.log')}\n`);
+      } else {
+        ctx.out.write(`Ingot lab: ${running.systems.length} simulated servers, Redfish at ${running.url}\n`);
+      }
       if (running.agents) ctx.out.write(`Agents: ${running.agents.processes === 'per-agent' ? 'one process each (logs in DATA_DIR/systems/<id>/agent/agent.log)' : 'in the lab process'}\n`);
       ctx.out.write(`Lab CA: ${running.caFile}\nBMC credentials: ${running.credentialsFile} (owner-only)\n`);
       ctx.out.write(`Enroll them into a server: ingot lab enroll --data-dir ${opts.dataDir} (uses INGOT_SERVER / INGOT_TOKEN or \`ingot login\`)\n`);
@@ -173,6 +195,49 @@ export function registerLab(program: Command, ctx: CommandContext): void {
         await client.close();
       }
     }));
+}
+
+interface LabStartFlags {
+  hosts?: string;
+  vms?: string;
+  vmCpus: string;
+  vmMemory: string;
+  vmDiskSize: string;
+  vmDiskFormat: string;
+  vmForward: string;
+  vmAccel?: string;
+  vmMediaCa?: string;
+  listen: string;
+  dataDir: string;
+  profile?: string;
+  powerTransition: string;
+  agentProcesses: string;
+}
+
+async function vmOptions(opts: LabStartFlags): Promise<NonNullable<StartLabOptions['vms']>> {
+  if (opts.vmAccel !== undefined && opts.vmAccel !== 'kvm' && opts.vmAccel !== 'tcg') throw new CliError(`--vm-accel ${opts.vmAccel}: use kvm or tcg`);
+  if (!(VM_DISK_FORMATS as readonly string[]).includes(opts.vmDiskFormat)) throw new CliError(`--vm-disk-format ${opts.vmDiskFormat}: use one of ${VM_DISK_FORMATS.join(', ')}`);
+  let forwards;
+  try {
+    forwards = parseForwards(opts.vmForward);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  let mediaCaPem: string | undefined;
+  if (opts.vmMediaCa) {
+    try {
+      mediaCaPem = await readFile(opts.vmMediaCa, 'utf8');
+    } catch (err) {
+      throw new CliError(`--vm-media-ca ${opts.vmMediaCa}: ${(err as Error).message}`);
+    }
+    if (!mediaCaPem.includes('-----BEGIN CERTIFICATE-----')) throw new CliError(`--vm-media-ca ${opts.vmMediaCa}: not a PEM certificate file`);
+  }
+  return {
+    shape: { vcpus: int(opts.vmCpus, '--vm-cpus'), memoryMiB: int(opts.vmMemory, '--vm-memory'), diskGiB: int(opts.vmDiskSize, '--vm-disk-size'), diskFormat: opts.vmDiskFormat as VmDiskFormat },
+    forwards,
+    ...(opts.vmAccel ? { accel: opts.vmAccel as 'kvm' | 'tcg' } : {}),
+    ...(mediaCaPem ? { mediaCaPem } : {}),
+  };
 }
 
 function int(text: string, flag: string): number {
