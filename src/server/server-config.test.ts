@@ -49,6 +49,11 @@ describe('server config file', () => {
     expect(() => parseServerConfig('conductor:\n  maxConcurrentDeploys: 0\n', 'ingot.yaml')).toThrow(/maxConcurrentDeploys/);
   });
 
+  it('maps the agent API URL hosts use (lab VMs reach it at 10.0.2.100), and refuses a URL without http(s)', () => {
+    expect(serverOptionsFromConfig(parseServerConfig('agentApiUrl: http://10.0.2.100:7386\n', 'a.yaml')).agent).toEqual({ apiUrl: 'http://10.0.2.100:7386' });
+    expect(() => parseServerConfig('agentApiUrl: 10.0.2.100:7386\n', 'a.yaml')).toThrow('agentApiUrl');
+  });
+
   it('an empty file means defaults', () => {
     expect(serverOptionsFromConfig(parseServerConfig('', 'empty.yaml'))).toEqual({});
   });

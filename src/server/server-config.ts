@@ -23,6 +23,7 @@ export const ServerConfigSchema = Type.Object(
   {
     listen: Type.Optional(Type.String({ maxLength: 256 })),
     agentListen: Type.Optional(Type.String({ maxLength: 256 })),
+    agentApiUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://', description: 'the agent API as hosts reach it (the boot medium carries it); default the bound agent listener' })),
     database: Type.Optional(Type.String({ maxLength: 4096 })),
     keyFile: Type.Optional(Type.String({ maxLength: 4096 })),
     approvals: Type.Optional(
@@ -320,6 +321,7 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
   return {
     ...(config.listen ? { listen: config.listen } : {}),
     ...(config.agentListen ? { agentListen: config.agentListen } : {}),
+    ...(config.agentApiUrl ? { agent: { apiUrl: config.agentApiUrl } } : {}),
     ...(config.database ? { database: config.database } : {}),
     ...(config.keyFile ? { keyFile: config.keyFile } : {}),
     ...(config.approvals ? { approvals: { ...config.approvals } } : {}),

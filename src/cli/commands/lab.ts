@@ -60,7 +60,7 @@ export function registerLab(program: Command, ctx: CommandContext): void {
         const { host, forwards, guestAddress } = running.vms;
         ctx.out.write(`Ingot lab: ${running.systems.length} QEMU virtual machines (${host.accel === 'kvm' ? 'KVM' : 'TCG emulation, no usable /dev/kvm'}), Redfish at ${running.url}\n`);
         ctx.out.write(`VM network: each VM reaches only ${forwards.map((f) => `${guestAddress}:${f.guestPort} -> 127.0.0.1:${f.hostPort}`).join(', ')}\n`);
-        ctx.out.write(`Set the server's agent.apiUrl to http://${guestAddress}:${forwards[0]!.guestPort} (docs/lab-vms.md)\n`);
+        ctx.out.write(`In the server's --config file set agentApiUrl: http://${guestAddress}:${forwards[0]!.guestPort} (docs/lab-vms.md)\n`);
         ctx.out.write(`Serial consoles: ${join(dataDir, 'systems', '<id>', 'console.log')}\n`);
       } else {
         ctx.out.write(`Ingot lab: ${running.systems.length} simulated servers, Redfish at ${running.url}\n`);
