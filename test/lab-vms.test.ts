@@ -298,7 +298,8 @@ describeVm('ingot lab --vms', () => {
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-  }, 120_000);
+    // Room for ensureBuilt's tsc run when dist/ is older than src/ (a bare `vitest run`).
+  }, 240_000);
 });
 
 /** True while `pid` runs (a zombie nobody reaped counts as gone). */
