@@ -148,6 +148,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     ...(options.rateLimits === false ? {} : { limits: createRateLimiter(options.rateLimits ?? {}) }),
     ...(options.audit ? { audit: options.audit } : {}),
     approvals: options.approvals !== false,
+    ...(options.now ? { now: options.now } : {}),
   });
   if (options.audit) installRequestAudit(app, { audit: options.audit });
   const gate =
