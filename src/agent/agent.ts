@@ -96,10 +96,13 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentExit> {
   async function runCommand(command: WireCommand): Promise<void> {
     await report(command.id, 'running', { percent: 0, message: `${command.kind} started` });
     let lastSent = 0;
+    let lastMessage = '';
+    // Every new step is reported (operators watch them in `host show`); within a step, every 5 %.
     const progress = (percent: number, message: string) => {
       const p = Math.floor(percent);
-      if (p - lastSent < 5 && p !== 100) return;
+      if (p - lastSent < 5 && p !== 100 && message === lastMessage) return;
       lastSent = p;
+      lastMessage = message;
       void report(command.id, 'running', { percent: p, message: message.slice(0, 1000) }).catch(() => {});
     };
     try {

@@ -1,11 +1,8 @@
 // Cleaning (DESIGN.md "Host lifecycle", deprovisioning). Two modes:
-// - metadata: zero the first and last MiB of every disk. The first MiB holds the MBR, the
-//   primary GPT (LBA 1-33), and the signatures blkid/wipefs look for near the start: ext2/3/4
-//   superblock at 1024, XFS and btrfs (64 KiB), LVM2 label (sectors 0-3), mdraid 1.1/1.2
-//   (0 / 4 KiB), swap, LUKS. The last MiB holds the backup GPT (last 33 sectors) and mdraid
-//   0.90/1.0 superblocks (within the last 64-128 KiB). This matches what Ironic's
-//   erase_devices_metadata achieves with wipefs plus zeroing both GPT copies.
+// - metadata: the signatures of every partition and of what it contains, then the partition
+//   tables at both ends of each disk, verified by reading back (metadata-erase.ts).
 // - full: zeros over every byte of every disk, reporting progress.
+import { eraseDiskMetadata } from './metadata-erase.js';
 import type { MachineAccess } from './machine.js';
 
 const MIB = 1024 * 1024;
@@ -37,12 +34,15 @@ export async function cleanDisks(machine: MachineAccess, opts: CleanOptions): Pr
   const disks = await machine.disks();
   let zeroed = 0;
   if (opts.mode === 'metadata') {
-    for (const disk of disks) {
-      const head = Math.min(MIB, disk.sizeBytes);
-      await zeroRange(machine, disk.name, 0, head, (n) => (zeroed += n), opts.signal);
-      const tailStart = Math.max(head, disk.sizeBytes - MIB);
-      await zeroRange(machine, disk.name, tailStart, disk.sizeBytes, (n) => (zeroed += n), opts.signal);
-      opts.onProgress?.(Math.round((100 * (disks.indexOf(disk) + 1)) / disks.length), `erased metadata of ${disk.name}`);
+    for (const [i, disk] of disks.entries()) {
+      const open = await machine.openDisk(disk.name);
+      try {
+        const result = await eraseDiskMetadata(open, disk.name, { onStep: (message) => opts.onProgress?.(Math.round((100 * i) / disks.length), message), signal: opts.signal });
+        zeroed += result.bytesZeroed;
+      } finally {
+        await open.close();
+      }
+      opts.onProgress?.(Math.round((100 * (i + 1)) / disks.length), `erased and verified the metadata of ${disk.name}`);
     }
     return { disks: disks.map((d) => d.name), bytesZeroed: zeroed };
   }
