@@ -122,7 +122,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentExit> {
         await report(command.id, 'done', { rootDevice: result.rootDevice, message: `wrote the ${result.format} image to ${result.rootDevice}` });
       } else if (command.kind === 'clean') {
         const result = await cleanDisks(machine, { mode: command.clean.mode, onProgress: progress, signal: stop.signal });
-        await report(command.id, 'done', { message: `${command.clean.mode} clean of ${result.disks.join(', ')} done` });
+        await report(command.id, 'done', { message: `${command.clean.mode} clean done: ${result.methods.join('; ')}` });
       } else {
         const unknown = command as { id: string; kind: string };
         await report(unknown.id, 'failed', { message: `unknown command kind ${unknown.kind}` });
