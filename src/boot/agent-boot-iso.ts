@@ -16,8 +16,8 @@ import { BOOT_MEDIUM_VOLUME_ID } from '../images/boot-config-iso.js';
 import { MEDIUM_CONFIG_PATH } from './init-script.js';
 import { buildUnifiedKernelImage } from './unified-kernel-image.js';
 
-/** Room for the configuration: a URL, a token and a CA bundle of a few certificates. */
-export const CONFIG_SLOT_BYTES = 64 * 1024;
+/** Room for the configuration: a URL, a token and a CA bundle as large as BootConfig allows (256 KiB). */
+export const CONFIG_SLOT_BYTES = 272 * 1024;
 const SLOT_MARKER = '{"ingotBootConfigSlot":"not filled in: this is the template of the agent boot medium"}';
 /** Fixed file and volume dates (SOURCE_DATE_EPOCH), so the template depends only on its inputs. */
 const FIXED_EPOCH_SECONDS = 1_700_000_000;
