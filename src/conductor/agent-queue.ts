@@ -157,7 +157,7 @@ export function createAgentQueue(options: AgentQueueOptions): AgentQueue {
           bootId,
           tokenId,
           mediaHash: sha256Hex(mediaId),
-          bootConfig: { apiUrl, hostUid, bootId, ...(options.caPem ? { caPem: options.caPem } : {}) },
+          bootConfig: { apiUrl, hostUid, bootId, ...(options.caPem ? { caPem: options.caPem } : {}), ...(host.spec.bootMACAddress ? { bootMacAddress: host.spec.bootMACAddress } : {}) },
           sealedToken: box.seal({ token }, sessionSealAad(sessionId)),
           createdAt: new Date(now).toISOString(),
           expiresAt,
