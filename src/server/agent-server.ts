@@ -16,6 +16,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 import { buildBootConfigIso } from '../images/boot-config-iso.js';
+import { hostBootIso } from '../boot/agent-boot-iso.js';
+import type { StoredRamdisk } from '../boot/ramdisk-store.js';
 import { commandSealAad, HeartbeatRequest, LookupRequest, ResultRequest, sessionSealAad, type BootConfig, type WireCommand } from '../model/agent-protocol.js';
 import { IngotError } from '../model/errors.js';
 import type { SecretBox } from '../store/secret-box.js';
@@ -54,6 +56,12 @@ export interface AgentServerOptions {
    * verified images named <algo>-<hex>. Without it, the images route answers 404.
    */
   imageCacheDir?: string;
+  /**
+   * The agent ramdisk to boot hosts with (`ingot ramdisk build`), read at each boot-medium
+   * request so a new build takes effect without a restart. Without one, boot media carry only
+   * the configuration file (enough for the lab's simulated systems, which boot nothing).
+   */
+  ramdisk?: () => StoredRamdisk | undefined;
 }
 
 /** Header in which the agent names the deploy command an image fetch is for. */
@@ -300,7 +308,10 @@ export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
       const { token } = options.secretBox.open(session.sealedToken, sessionSealAad(session.id));
       const config = { ...(session.bootConfig as Omit<BootConfig, 'token'>), token } as BootConfig;
       void reply.header('content-type', 'application/x-iso9660-image').header('cache-control', 'no-store');
-      return buildBootConfigIso(config);
+      const ramdisk = options.ramdisk?.();
+      if (!ramdisk) return buildBootConfigIso(config);
+      void reply.header('content-length', String(ramdisk.bootIso.size));
+      return reply.send(hostBootIso(ramdisk.bootIso, ramdisk.bootIso.size, config));
     },
   });
 

@@ -17,6 +17,7 @@ import { openStore } from '../store/open-store.js';
 import { SecretBox } from '../store/secret-box.js';
 import { readSecretValues } from '../store/secret-reader.js';
 import type { Store } from '../store/store.js';
+import { currentRamdisk } from '../boot/ramdisk-store.js';
 import { buildAgentServer } from './agent-server.js';
 import { ImageCache } from '../images/image-cache.js';
 import type { ImageProxy } from '../conductor/handlers/types.js';
@@ -318,8 +319,12 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         ...(opts.bodyBounds ? { bodyBounds: opts.bodyBounds } : {}),
         ...(opts.agentRateLimits !== undefined ? { rateLimits: opts.agentRateLimits } : {}),
         ...(imagesLocal ? { imageCacheDir } : {}),
+        ramdisk: () => currentRamdisk(dataDir),
       });
       cleanups.push(() => agent.close());
+      const ramdisk = currentRamdisk(dataDir);
+      if (ramdisk) log.info({ ramdisk: ramdisk.dir, digest: ramdisk.manifest.digest }, 'boot media boot the agent ramdisk');
+      else log.info({ dataDir }, `no agent ramdisk in ${dataDir}: boot media carry only the agent's configuration and boot nothing (enough for simulated lab systems); run \`ingot ramdisk build --data-dir ${dataDir}\` before enrolling real servers or lab VMs`);
       await agent.listen(agentListen);
       agentUrl = urlOf(agent);
       log.info({ apiUrl, agentUrl }, 'listening');
