@@ -66,6 +66,30 @@ describe('two-person rule over HTTP', () => {
     expect(events.some((e) => e.action === 'approval:approve' && e.outcome === 'succeeded')).toBe(true);
   });
 
+  it('the approver must be another person: a token minted by the requester (or by a token it minted) cannot approve', async () => {
+    const a = await fixture({ approvals: { destructiveThreshold: 0 } });
+    await enroll(a, 'h1');
+    const held = await a.call('DELETE', '/api/v1/hosts/h1');
+    expect(held.status).toBe(202);
+    const mint = async (token: string): Promise<string> => {
+      const res = await a.call('POST', '/api/v1/tokens', { token, body: { roles: ['platform-admin'], description: 'second admin token', expiresInSeconds: 3600 } });
+      expect(res.status, res.text).toBe(201);
+      return res.json.token as string;
+    };
+    const minted = await mint(a.adminToken);
+    const mintedByMinted = await mint(minted);
+    for (const token of [minted, mintedByMinted]) {
+      const refused = await a.call('POST', `/api/v1/approvals/${held.json.id}/approve`, { token });
+      expect(refused.status).toBe(403);
+      expect(refused.json.message).toMatch(/you cannot approve your own request with another token of the same person/);
+    }
+    expect((await a.store.getApproval(held.json.id))?.state).toBe('pending');
+    expect((await a.call('GET', '/api/v1/hosts/h1')).json.metadata.deletionTimestamp).toBeUndefined();
+    // another person's token (not minted from the requester's) can
+    const other = await addToken(a.store, ['platform-admin']);
+    expect((await a.call('POST', `/api/v1/approvals/${held.json.id}/approve`, { token: other })).json.state).toBe('executed');
+  });
+
   it('a client cannot forge the execution marker', async () => {
     const a = await fixture({ approvals: { destructiveThreshold: 0 } });
     await enroll(a, 'h1');

@@ -140,7 +140,8 @@ export class ApprovalGate {
         targetName: target.name,
         request: { method: request.method, path: request.url.split('?')[0]!, ...(request.body !== undefined ? { body: request.body } : {}) },
         cause,
-        requestedBy: identity.tokenId,
+        // The person, not the token: approving with another token of the same person is refused.
+        requestedBy: identity.principal,
         requestedAt: new Date(now).toISOString(),
         expiresAt: new Date(now + this.config.ttlSeconds * 1000).toISOString(),
         state: 'pending',

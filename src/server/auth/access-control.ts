@@ -154,10 +154,11 @@ export function installAccessControl(
     }
     const actor = actorOf(identity);
     // Every authenticated request costs the identity, allowed or refused: refusals must not
-    // be a free way to load the server and the audit trail.
+    // be a free way to load the server and the audit trail. The bucket is the principal's, so
+    // minting more tokens does not buy more requests.
     if (limits) {
       try {
-        limits.take(identity.tokenId, identity.roles);
+        limits.take(identity.principal, identity.roles);
       } catch (err) {
         if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
         throw err;
