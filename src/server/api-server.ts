@@ -157,6 +157,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
       : new ApprovalGate({
           store: options.store,
           config: options.approvals ?? {},
+          allowMd5Checksums: options.policy.allowMd5Checksums,
           ...(options.now ? { now: options.now } : {}),
           ...(options.audit ? { audit: options.audit } : {}),
         });
