@@ -23,10 +23,12 @@ import { IngotError } from '../model/errors.js';
 import type { SecretBox } from '../store/secret-box.js';
 import type { AgentCommand, AgentSession, Store, StoredResource } from '../store/store.js';
 import { DEFAULT_BODY_LIMIT, createBaseServer } from './api-server.js';
+import type { BodyBounds } from './body-scan-error.js';
 import { installAccessControl } from './auth/access-control.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import type { Policy } from './auth/policy.js';
 import type { AuditWriter } from './audit/audit-writer.js';
+import { createRateLimiter, DEFAULT_AGENT_RATE_LIMITS, type RateLimitConfig } from './limits/rate-limit.js';
 import { registerHealthz } from './routes/meta.js';
 import { errorResponses } from './schemas.js';
 
@@ -37,6 +39,10 @@ export interface AgentServerOptions {
   /** Records refused calls: bad or replayed tokens, ended sessions, cross-host attempts. */
   audit?: AuditWriter;
   bodyLimit?: number;
+  /** Depth, value and alias bounds of bodies, as on the public listener. */
+  bodyBounds?: Partial<BodyBounds>;
+  /** Failed-authentication throttling and per-token request limits, as on the public listener (DEFAULT_AGENT_RATE_LIMITS when absent); `false` turns them off. */
+  rateLimits?: RateLimitConfig | false;
   /** Opens sealed user data and boot-medium tokens; without it, deploys with user data and boot media answer 503. */
   secretBox?: SecretBox;
   /** Told to agents at lookup (default 30 s). */
@@ -76,14 +82,30 @@ function refused(message: string): IngotError {
   return new IngotError('INGOT_ERR_UNAUTHENTICATED', message);
 }
 
+/** The agent listener's limits: the given settings over DEFAULT_AGENT_RATE_LIMITS, field by field. */
+function agentRateLimits(config: RateLimitConfig = {}): RateLimitConfig {
+  return {
+    ...config,
+    authFailures: { ...DEFAULT_AGENT_RATE_LIMITS.authFailures, ...config.authFailures },
+    perRole: { ...DEFAULT_AGENT_RATE_LIMITS.perRole, ...config.perRole },
+    default: config.default ?? DEFAULT_AGENT_RATE_LIMITS.default!,
+  };
+}
+
 export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
   const { store, log } = options;
   const now = options.now ?? Date.now;
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
   const commandPollMs = options.commandPollMs ?? 250;
-  const app = createBaseServer({ log, bodyLimit: Math.min(options.bodyLimit ?? DEFAULT_BODY_LIMIT, AGENT_BODY_LIMIT) });
+  const app = createBaseServer({ log, bodyLimit: Math.min(options.bodyLimit ?? DEFAULT_BODY_LIMIT, AGENT_BODY_LIMIT), ...(options.bodyBounds ? { bodyBounds: options.bodyBounds } : {}) });
   const authenticator = createAuthenticator({ store, onTouchError: (err) => log.warn({ err }, 'could not record token lastUsedAt') });
-  installAccessControl(app, { authenticator, policy: options.policy, tokenType: 'agent', ...(options.audit ? { audit: options.audit } : {}) });
+  installAccessControl(app, {
+    authenticator,
+    policy: options.policy,
+    tokenType: 'agent',
+    ...(options.rateLimits === false ? {} : { limits: createRateLimiter(agentRateLimits(options.rateLimits)) }),
+    ...(options.audit ? { audit: options.audit } : {}),
+  });
   registerHealthz(app);
 
   app.addHook('onResponse', async (request, reply) => {

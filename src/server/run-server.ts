@@ -31,6 +31,7 @@ import type { AuditSink } from './audit/sinks/audit-sink.js';
 import { createJsonlFileSink } from './audit/sinks/jsonl-file-sink.js';
 import { createWebhookSink } from './audit/sinks/webhook-sink.js';
 import type { RateLimitConfig } from './limits/rate-limit.js';
+import type { BodyBounds } from './body-scan-error.js';
 import { generateToken, hashToken, isWellFormedToken, TOKEN_PATTERN } from './auth/tokens.js';
 import { createLogger } from './logger.js';
 import { claimConfigDriveSource, createClaimController } from '../tenancy/claim-controller.js';
@@ -101,6 +102,10 @@ export interface RunServerOptions {
   };
   /** Public API request limits (defaults in limits/rate-limit.ts); `false` disables them. */
   rateLimits?: RateLimitConfig | false;
+  /** Agent listener request limits (DEFAULT_AGENT_RATE_LIMITS); `false` disables them. */
+  agentRateLimits?: RateLimitConfig | false;
+  /** Depth, value and alias bounds of request bodies on both listeners (DEFAULT_BODY_BOUNDS). */
+  bodyBounds?: Partial<BodyBounds>;
   /** Longest lifetime of API tokens created through the API (seconds); default 90 days. */
   maxTokenLifetimeSeconds?: number;
   /** Two-person rule (approvals/approval-gate.ts): defaults 10 destructive changes per 300 s, approvals live 3600 s; `false` turns it off. */
@@ -295,6 +300,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         audit,
         ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
         ...(opts.rateLimits !== undefined ? { rateLimits: opts.rateLimits } : {}),
+        ...(opts.bodyBounds ? { bodyBounds: opts.bodyBounds } : {}),
         ...(opts.maxTokenLifetimeSeconds ? { maxTokenLifetimeSeconds: opts.maxTokenLifetimeSeconds } : {}),
         ...(httpsOptions ? { https: httpsOptions.https } : {}),
         ...(oidc ? { oidc } : {}),
@@ -310,6 +316,8 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         audit,
         log: log.child({ listener: 'agent' }),
         ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+        ...(opts.bodyBounds ? { bodyBounds: opts.bodyBounds } : {}),
+        ...(opts.agentRateLimits !== undefined ? { rateLimits: opts.agentRateLimits } : {}),
         ...(imagesLocal ? { imageCacheDir } : {}),
         ramdisk: () => currentRamdisk(dataDir),
       });

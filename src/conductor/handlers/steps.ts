@@ -24,6 +24,8 @@ export const STEP = {
   softOffAt: 'softPowerOffRequestedAt',
   rebootAt: 'rebootRequestedAt',
   image: 'image',
+  /** The agent's account of a finished clean (which method erased which disk). */
+  cleanReport: 'cleanReport',
 } as const;
 
 export function step(status: HostStatus): Record<string, unknown> {
