@@ -16,12 +16,14 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 try {
   console.log(`load average before: ${load()}`);
   const digests: string[] = [];
+  const isoDigests: string[] = [];
   for (const run of [1, 2]) {
     const started = process.hrtime.bigint();
     const built = await buildRamdisk({ dataDir: join(work, `data-${run}`) });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const m = built.manifest;
     digests.push(m.digest);
+    isoDigests.push(m.bootIsoSha256);
     console.log(`build ${run}: ${seconds.toFixed(1)} s`);
     if (run === 1) {
       console.log(`  kernel            ${(m.sizes.kernel / MIB).toFixed(1)} MiB (Linux ${m.kernelVersion})`);
@@ -37,6 +39,7 @@ try {
     }
   }
   console.log(`reproducible: ${digests[0] === digests[1] ? 'yes, same digest' : `NO: ${digests.join(' vs ')}`}`);
+  console.log(`boot ISO template: ${isoDigests[0] === isoDigests[1] ? 'same sha256 too' : `differs (${isoDigests.join(' vs ')})`}`);
   console.log(`load average after: ${load()}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
