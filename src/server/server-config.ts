@@ -47,6 +47,8 @@ export const ServerConfigSchema = Type.Object(
             Type.Object({ baseMs: Type.Optional(Millis('first retry delay')), capMs: Type.Optional(Millis('longest retry delay')) }, { additionalProperties: false }),
           ),
           powerPollMs: Type.Optional(Millis('how often power is read back after a change')),
+          softPowerOffTimeoutMs: Type.Optional(Millis('how long a soft power-off may take before it is escalated once to a hard one')),
+          powerChangeTimeoutMs: Type.Optional(Millis('how long a hard power change may take before it is a power-management error')),
           agentPollMs: Type.Optional(Millis('how often a running agent operation is polled')),
           agentBootTimeoutMs: Type.Optional(Millis('how long to wait for a booted agent')),
           idleRecheckMs: Type.Optional(Millis('how often resting hosts are compared with their spec')),
@@ -284,6 +286,8 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
   const c = config.conductor ?? {};
   const handler = {
     ...(c.powerPollMs !== undefined ? { powerPollMs: c.powerPollMs } : {}),
+    ...(c.softPowerOffTimeoutMs !== undefined ? { softPowerOffTimeoutMs: c.softPowerOffTimeoutMs } : {}),
+    ...(c.powerChangeTimeoutMs !== undefined ? { powerChangeTimeoutMs: c.powerChangeTimeoutMs } : {}),
     ...(c.agentPollMs !== undefined ? { agentPollMs: c.agentPollMs } : {}),
     ...(c.agentBootTimeoutMs !== undefined ? { agentBootTimeoutMs: c.agentBootTimeoutMs } : {}),
     ...(c.idleRecheckMs !== undefined ? { idleRecheckMs: c.idleRecheckMs } : {}),

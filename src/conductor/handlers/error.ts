@@ -5,7 +5,8 @@
 // so a step that keeps failing backs off further; it resets when the step succeeds.
 //
 // A registration error also retries at once when the admin fixed something: the credentials
-// secret has a new version, or the spec changed since the failure.
+// secret has a new version, or the spec changed since the failure. A power-management error
+// retries at once when the spec changed (e.g. spec.online asks for what the machine already is).
 import type { HostState } from '../../model/host.js';
 import { RETRY_TARGETS } from '../transitions.js';
 import { specHash } from '../spec-hash.js';
@@ -31,6 +32,9 @@ export const error: Handler = async (ctx) => {
   if (status.errorType === 'registration' && (await adminFixedSomething(ctx))) {
     return { kind: 'advance', event: 'retry', to, message: 'retrying registration: credentials or spec changed' };
   }
+  if (status.errorType === 'power-management' && specChanged(ctx)) {
+    return { kind: 'advance', event: 'retry', to, message: 'retrying power management: spec changed' };
+  }
   const due = status.nextAttemptAt ? Date.parse(status.nextAttemptAt) : 0;
   const now = ctx.clock.now();
   if (Number.isFinite(due) && due > now) return { kind: 'wait', afterMs: due - now };
@@ -45,9 +49,14 @@ function retryTarget(ctx: HandlerContext): HostState {
   return allowed.find((s) => s === resume) ?? allowed[0]!;
 }
 
+function specChanged(ctx: HandlerContext): boolean {
+  const remembered = ctx.host.status.stepState?.[FAILED_SPEC_HASH];
+  return typeof remembered === 'string' && remembered !== specHash(ctx.host.spec);
+}
+
 async function adminFixedSomething(ctx: HandlerContext): Promise<boolean> {
   const remembered = ctx.host.status.stepState ?? {};
-  if (typeof remembered[FAILED_SPEC_HASH] === 'string' && remembered[FAILED_SPEC_HASH] !== specHash(ctx.host.spec)) return true;
+  if (specChanged(ctx)) return true;
   try {
     const { version } = await ctx.credentials.resolve(ctx.host);
     return version !== remembered[FAILED_CREDENTIALS_VERSION];

@@ -217,18 +217,74 @@ describe('available', () => {
     },
   ]);
 
-  it('spec offline on a running host: asks softly first, then hard after the timeout', async () => {
+  it('spec offline on a running host: asks softly once, and the request is recorded', async () => {
     const h = harness();
     h.fleet.setPower('node-1', 'on');
     h.clock.advance(1_000);
     // 1. soft request recorded
     const first = await h.run(host('available').poweredOn());
     expect(first.outcome).toMatchObject({ kind: 'save' });
-    expect(first.host.status.stepState?.softPowerOffRequestedAt).toBe(h.clock.now());
+    expect(first.host.status.stepState?.powerRequest).toEqual({ want: 'off', mode: 'soft', at: h.clock.now(), escalated: false });
     // 2. driven to off (the fake treats soft like hard)
     const { host: rested } = await h.drive(first.host);
     expect(rested.status.poweredOn).toBe(false);
     expect(h.fleet.machine('node-1').power).toBe('off');
+    expect(rested.status.stepState?.powerRequest).toBeUndefined();
+  });
+
+  describe('a BMC that accepts power requests and never acts on them', () => {
+    /** The fake driver, with power.set recorded and ignored (the BMC answers 204 and does nothing). */
+    function stuckBmc() {
+      const requests: Array<{ state: string; mode: string }> = [];
+      const h = harness({
+        config: { softPowerOffTimeoutMs: 60_000, powerChangeTimeoutMs: 30_000 },
+        drivers: (base) => ({
+          ...base,
+          driverFor(address) {
+            const d = base.driverFor(address);
+            return { ...d, power: { ...d.power, async set(_t, r) { requests.push({ state: r.state, mode: r.mode }); } } };
+          },
+        }),
+      });
+      return { h, requests };
+    }
+
+    it('power-off: one soft request, one hard escalation after the timeout, then a power-management error with the state seen', async () => {
+      const { h, requests } = stuckBmc();
+      h.fleet.setPower('node-1', 'on');
+      let current = (await h.run(host('available').poweredOn())).host;
+      const outcomes: string[] = [];
+      const events: string[] = [];
+      for (let i = 0; i < 400; i++) {
+        h.clock.advance(500);
+        const r = await h.run(current);
+        current = r.host;
+        outcomes.push(r.outcome.kind);
+        if ('events' in r.outcome && r.outcome.events) events.push(...r.outcome.events.map((e) => e.reason));
+        if (r.outcome.kind === 'failed') {
+          expect(r.outcome.errorType).toBe('power-management');
+          expect(r.outcome.message).toMatch(/soft, then a hard, power-off request but the system still reports power on/);
+          break;
+        }
+      }
+      expect(outcomes.at(-1)).toBe('failed');
+      expect(requests).toEqual([{ state: 'off', mode: 'soft' }, { state: 'off', mode: 'hard' }]);
+      expect(events).toEqual(['PowerEscalated']);
+    });
+
+    it('power-on: one request, no re-sends while waiting, then a power-management error', async () => {
+      const { h, requests } = stuckBmc();
+      let current = (await h.run(host('available').online())).host;
+      let last;
+      for (let i = 0; i < 200; i++) {
+        h.clock.advance(500);
+        last = await h.run(current);
+        current = last.host;
+        if (last.outcome.kind === 'failed') break;
+      }
+      expect(last!.outcome).toMatchObject({ kind: 'failed', errorType: 'power-management', message: expect.stringContaining('still reports power off') });
+      expect(requests).toEqual([{ state: 'on', mode: 'hard' }]);
+    });
   });
 });
 
@@ -384,6 +440,16 @@ describe('error', () => {
     },
     { name: 'deprovisioning: back to deprovisioning, never to available', given: () => host('error').failed('deprovisioning', { from: 'deprovisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'deprovisioning' } },
     { name: 'power-management: back to the resting state it left', given: () => host('error').failed('power-management', { from: 'provisioned', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioned' } },
+    {
+      name: 'power-management: a spec change retries before the backoff is over',
+      given: () => {
+        const b = host('error').failed('power-management', { from: 'available', dueInMs: 600_000 });
+        b.spec = { ...b.spec, online: true };
+        return b;
+      },
+      expect: { kind: 'advance', event: 'retry', to: 'available' },
+    },
+    { name: 'power-management: same spec waits for the backoff', given: () => host('error').failed('power-management', { from: 'available', dueInMs: 600_000 }), expect: { kind: 'wait' } },
     { name: 'registration, same credentials, backoff running: waits', given: () => host('error').failed('registration', { credentialsVersion: 1 }), expect: { kind: 'wait', afterMs: 60_000 } },
     {
       name: 'registration, secret has a new version: retries at once',

@@ -17,6 +17,10 @@ import type { ApprovedFirmware } from './firmware-check.js';
 export interface HandlerConfig {
   /** How often to read power back after asking for a change. */
   powerPollMs: number;
+  /** How long a soft power-off may take before it is escalated, once, to a hard one (Metal3: 3 min). */
+  softPowerOffTimeoutMs: number;
+  /** How long a hard power change may take to read back before it is a power-management error. */
+  powerChangeTimeoutMs: number;
   /** How often to poll a running agent operation. */
   agentPollMs: number;
   /** How long to wait for the agent to answer after booting it before failing the step. */
@@ -39,6 +43,8 @@ export interface HandlerConfig {
 
 export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
   powerPollMs: 2_000,
+  softPowerOffTimeoutMs: 3 * 60_000,
+  powerChangeTimeoutMs: 2 * 60_000,
   agentPollMs: 2_000,
   agentBootTimeoutMs: 15 * 60_000,
   idleRecheckMs: 60_000,
