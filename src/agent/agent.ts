@@ -96,10 +96,13 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentExit> {
   async function runCommand(command: WireCommand): Promise<void> {
     await report(command.id, 'running', { percent: 0, message: `${command.kind} started` });
     let lastSent = 0;
+    let lastMessage = '';
+    // Every new step is reported (operators watch them in `host show`); within a step, every 5 %.
     const progress = (percent: number, message: string) => {
       const p = Math.floor(percent);
-      if (p - lastSent < 5 && p !== 100) return;
+      if (p - lastSent < 5 && p !== 100 && message === lastMessage) return;
       lastSent = p;
+      lastMessage = message;
       void report(command.id, 'running', { percent: p, message: message.slice(0, 1000) }).catch(() => {});
     };
     try {
@@ -119,7 +122,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<AgentExit> {
         await report(command.id, 'done', { rootDevice: result.rootDevice, message: `wrote the ${result.format} image to ${result.rootDevice}` });
       } else if (command.kind === 'clean') {
         const result = await cleanDisks(machine, { mode: command.clean.mode, onProgress: progress, signal: stop.signal });
-        await report(command.id, 'done', { message: `${command.clean.mode} clean of ${result.disks.join(', ')} done` });
+        await report(command.id, 'done', { message: `${command.clean.mode} clean done: ${result.methods.join('; ')}` });
       } else {
         const unknown = command as { id: string; kind: string };
         await report(unknown.id, 'failed', { message: `unknown command kind ${unknown.kind}` });

@@ -29,4 +29,11 @@ export interface MachineAccess {
   openDisk(name: string): Promise<OpenDisk>;
   /** A directory for scratch files (downloaded qcow2 images): RAM on a real agent. */
   scratchDir(): string;
+  /**
+   * Erases the whole disk with the device's own secure erase when the device supports one
+   * whose result reads back as zeros (NVMe format with secure erase, ATA security erase,
+   * discard that guarantees zeroes); resolves to the method used, or undefined when the disk
+   * has none (the caller writes zeros). Absent: no disk has one (the lab's disk files).
+   */
+  secureErase?(disk: MachineDisk, opts: { signal?: AbortSignal }): Promise<{ method: string } | undefined>;
 }

@@ -10,6 +10,14 @@ interface FakeApi {
   url: string;
   set(state: string | undefined, extra?: Record<string, unknown>): void;
   gets: number;
+  /** Open watch streams: a test advances the host only once the waiter is listening. */
+  readonly watchers: number;
+}
+
+// Waits for a condition of the fake API instead of a fixed delay, so a loaded machine
+// cannot make the waiter miss a state it was meant to see.
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
 }
 
 const servers: Server[] = [];
@@ -27,6 +35,9 @@ async function fakeApi(options: { watch: boolean }): Promise<FakeApi> {
   const api: FakeApi = {
     url: '',
     gets: 0,
+    get watchers() {
+      return streams.size;
+    },
     set(state, extra = {}) {
       rv++;
       const type = state === undefined ? 'DELETED' : 'MODIFIED';
@@ -80,7 +91,7 @@ describe('waitForHostState', () => {
     const client = createClient({ server: api.url, token: 't' });
     const states: string[] = [];
     const done = waitForHostState(client, 'n1', 'available', { pollIntervalMs: 60_000, onProgress: (h) => states.push(h.status.provisioning.state) });
-    await tick(100);
+    await until(() => api.watchers > 0 && states.length > 0);
     api.set('inspecting');
     await tick(50);
     api.set('available');
@@ -93,7 +104,7 @@ describe('waitForHostState', () => {
     const api = await fakeApi({ watch: false });
     const client = createClient({ server: api.url, token: 't' });
     const done = waitForHostState(client, 'n1', 'provisioned', { pollIntervalMs: 30 });
-    await tick(100);
+    await until(() => api.gets > 1);
     api.set('provisioned');
     await expect(done).resolves.toMatchObject({ status: { provisioning: { state: 'provisioned' } } });
     expect(api.gets).toBeGreaterThan(1);
@@ -103,6 +114,7 @@ describe('waitForHostState', () => {
     const api = await fakeApi({ watch: true });
     const client = createClient({ server: api.url, token: 't' });
     const done = waitForHostState(client, 'n1', 'available', { pollIntervalMs: 60_000, errorGraceMs: 0 });
+    await until(() => api.watchers > 0);
     api.set('inspecting');
     await tick(50);
     api.set('error', { errorType: 'inspection', errorMessage: 'the BMC did not answer' });
@@ -117,7 +129,7 @@ describe('waitForHostState', () => {
     api.set('error', { errorType: 'registration', errorMessage: 'bad credentials' });
     const client = createClient({ server: api.url, token: 't' });
     const done = waitForHostState(client, 'n1', 'available', { pollIntervalMs: 60_000, errorGraceMs: 5_000 });
-    await tick(100);
+    await until(() => api.watchers > 0);
     api.set('registering');
     await tick(20);
     api.set('available');
@@ -129,7 +141,7 @@ describe('waitForHostState', () => {
     const client = createClient({ server: api.url, token: 't' });
     const gone = waitForHostState(client, 'n1', 'deleted', { pollIntervalMs: 60_000 });
     const never = waitForHostState(client, 'n1', 'available', { pollIntervalMs: 60_000 });
-    await tick(100);
+    await until(() => api.watchers > 1);
     api.set('deleting');
     api.set(undefined);
     await expect(gone).resolves.toBeUndefined();
@@ -164,7 +176,7 @@ describe('waitForHostState', () => {
     });
     // n1 is served by the fake API; n2 never exists, so it is "deleted" at the first poll.
     const done = waitForHostStates(counting, ['n1', 'n2'], 'available', { pollIntervalMs: 60_000, errorGraceMs: 0 });
-    await tick(100);
+    await until(() => api.watchers > 0);
     api.set('available');
     const results = await done;
     expect(results[0]).toMatchObject({ status: 'fulfilled', value: { status: { provisioning: { state: 'available' } } } });

@@ -25,7 +25,7 @@ export type AgentStartRequest =
 
 export type AgentPoll =
   | { state: 'running'; percent?: number; message?: string }
-  | { state: 'done'; inventory?: HardwareDetails; rootDevice?: string }
+  | { state: 'done'; inventory?: HardwareDetails; rootDevice?: string; message?: string }
   | { state: 'failed'; message: string };
 
 export interface AgentPort {

@@ -115,7 +115,12 @@ export function createAgentQueue(options: AgentQueueOptions): AgentQueue {
   function pollOf(command: AgentCommand, sessionProblem: string | undefined): AgentPoll {
     if (command.state === 'done') {
       const result = command.result ?? {};
-      return { state: 'done', ...(result.inventory ? { inventory: result.inventory as never } : {}), ...(typeof result.rootDevice === 'string' ? { rootDevice: result.rootDevice } : {}) };
+      return {
+        state: 'done',
+        ...(result.inventory ? { inventory: result.inventory as never } : {}),
+        ...(typeof result.rootDevice === 'string' ? { rootDevice: result.rootDevice } : {}),
+        ...(command.message ? { message: command.message } : {}),
+      };
     }
     if (command.state === 'failed') return { state: 'failed', message: command.message || 'the agent reported a failure without a message' };
     if (sessionProblem) return { state: 'failed', message: `the agent was lost before finishing (${sessionProblem}); the operation must start again with a new boot` };
@@ -152,7 +157,7 @@ export function createAgentQueue(options: AgentQueueOptions): AgentQueue {
           bootId,
           tokenId,
           mediaHash: sha256Hex(mediaId),
-          bootConfig: { apiUrl, hostUid, bootId, ...(options.caPem ? { caPem: options.caPem } : {}) },
+          bootConfig: { apiUrl, hostUid, bootId, ...(options.caPem ? { caPem: options.caPem } : {}), ...(host.spec.bootMACAddress ? { bootMacAddress: host.spec.bootMACAddress } : {}) },
           sealedToken: box.seal({ token }, sessionSealAad(sessionId)),
           createdAt: new Date(now).toISOString(),
           expiresAt,

@@ -62,3 +62,28 @@ export async function readFileRange(handle: FileHandle, size: number, offset: nu
   }
   return buf.subarray(0, done);
 }
+
+/**
+ * Reads within bounds only; returns fewer bytes (possibly none) near the end. For parsers of
+ * untrusted bytes: an offset read from the image can never make them read outside it.
+ */
+export async function readAt(reader: ByteReader, offset: number, length: number): Promise<Buffer> {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset >= reader.size || length <= 0) return Buffer.alloc(0);
+  const len = Math.min(length, reader.size - offset);
+  const buf = await reader.read(offset, len);
+  // A reader returning more than asked must not widen what we look at.
+  return buf.length > len ? buf.subarray(0, len) : buf;
+}
+
+/** Unsigned 64-bit values as numbers, or undefined when they exceed 2^53 (nothing real does). */
+export function u64be(buf: Buffer, at: number): number | undefined {
+  if (buf.length < at + 8) return undefined;
+  const v = buf.readBigUInt64BE(at);
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+}
+
+export function u64le(buf: Buffer, at: number): number | undefined {
+  if (buf.length < at + 8) return undefined;
+  const v = buf.readBigUInt64LE(at);
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+}

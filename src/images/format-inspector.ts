@@ -12,7 +12,8 @@
 // The inspector never throws for hostile input: anything it cannot make sense of becomes
 // a finding (or "raw"), and it never reads outside [0, reader.size).
 import { crc32 } from 'node:zlib';
-import type { ByteReader } from './byte-reader.js';
+import { readAt, u64be, u64le, type ByteReader } from './byte-reader.js';
+import { LUKS_MAGIC } from './disk-signatures.js';
 import type { RefusalReason } from './image-refused.js';
 
 export const DETECTED_FORMATS = ['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'qed', 'iso', 'gpt', 'mbr', 'luks'] as const;
@@ -48,6 +49,11 @@ export interface DiskDetails {
   protectiveMbr?: boolean;
   /** GPT only: whether the backup header at the end of the disk was found and read. */
   backupGptRead?: boolean;
+  /**
+   * Byte ranges that hold the partition tables themselves (MBR and extended boot records,
+   * GPT headers and partition arrays, primary and backup): what cleaning must erase last.
+   */
+  tableRanges: Array<{ offset: number; length: number }>;
 }
 
 export interface Qcow2Details {
@@ -151,7 +157,6 @@ const VMDK4_MAGIC = Buffer.from('KDMV', 'latin1');
 const VMDK3_MAGIC = Buffer.from('COWD', 'latin1');
 const VHD_COOKIE = Buffer.from('conectix', 'latin1');
 const VHDX_SIGNATURE = Buffer.from('vhdxfile', 'latin1');
-const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]); // "LUKS\xba\xbe"
 const GPT_SIGNATURE = Buffer.from('EFI PART', 'latin1');
 const ISO_IDENTIFIER = Buffer.from('CD001', 'latin1');
 
@@ -177,30 +182,8 @@ const QCOW2_KNOWN_INCOMPAT = new Set([
 
 const VMDK_ALLOWED_CREATE_TYPES = new Set(['monolithicSparse', 'streamOptimized']);
 
-/** Reads within bounds only; returns fewer bytes (possibly none) near the end. */
-async function readAt(reader: ByteReader, offset: number, length: number): Promise<Buffer> {
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset >= reader.size || length <= 0) return Buffer.alloc(0);
-  const len = Math.min(length, reader.size - offset);
-  const buf = await reader.read(offset, len);
-  // A reader returning more than asked must not widen what we look at.
-  return buf.length > len ? buf.subarray(0, len) : buf;
-}
-
 function startsWith(buf: Buffer, magic: Buffer, at = 0): boolean {
   return buf.length >= at + magic.length && buf.subarray(at, at + magic.length).equals(magic);
-}
-
-/** Unsigned 64-bit values as numbers, or undefined when they exceed 2^53 (nothing real does). */
-function u64be(buf: Buffer, at: number): number | undefined {
-  if (buf.length < at + 8) return undefined;
-  const v = buf.readBigUInt64BE(at);
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
-}
-
-function u64le(buf: Buffer, at: number): number | undefined {
-  if (buf.length < at + 8) return undefined;
-  const v = buf.readBigUInt64LE(at);
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
 }
 
 /** Printable rendering of a name read from an image, for messages: bounded, no control chars. */
@@ -266,7 +249,7 @@ export async function inspectImage(reader: ByteReader): Promise<Inspection> {
       if (vhd.checksumValid) return result('vhd', vhd, findings);
     }
   }
-  return result('raw', { sectorSize: 512, partitions: [] }, findings);
+  return result('raw', { sectorSize: 512, partitions: [], tableRanges: [] }, findings);
 }
 
 // ---------------------------------------------------------------------------- qcow2
@@ -681,8 +664,9 @@ async function inspectPartitionTables(
   for (const sectorSize of [512, 4096]) {
     const header = await readAt(reader, sectorSize, 512);
     if (!startsWith(header, GPT_SIGNATURE)) continue;
-    const details: DiskDetails = { sectorSize, partitions: [], protectiveMbr: protective, backupGptRead: false };
+    const details: DiskDetails = { sectorSize, partitions: [], protectiveMbr: protective, backupGptRead: false, tableRanges: [{ offset: 0, length: 512 }, { offset: sectorSize, length: sectorSize }] };
     const primary = await readGpt(reader, header, sectorSize, 'gpt', findings);
+    if (primary.arrayRange) details.tableRanges.push(primary.arrayRange);
     details.partitions.push(...primary.partitions);
     // Firmware falls back to the backup GPT when the primary is damaged, so a crafted image
     // could show one table here and another to the firmware: read both.
@@ -691,22 +675,34 @@ async function inspectPartitionTables(
     if (backupLba > 1 && startsWith(backupHeader, GPT_SIGNATURE)) {
       details.backupGptRead = true;
       const backup = await readGpt(reader, backupHeader, sectorSize, 'gpt-backup', findings);
+      details.tableRanges.push({ offset: backupLba * sectorSize, length: sectorSize });
+      if (backup.arrayRange) details.tableRanges.push(backup.arrayRange);
       for (const p of backup.partitions) {
         if (!details.partitions.some((q) => q.startOffset === p.startOffset)) details.partitions.push(p);
       }
     }
     // A hybrid MBR lists partitions of its own beside the protective entry.
-    if (mbr) details.partitions.push(...(await mbrPartitions(reader, mbr.filter((e) => e.type !== 0xee), sectorSize, findings)));
+    if (mbr) details.partitions.push(...(await mbrPartitions(reader, mbr.filter((e) => e.type !== 0xee), sectorSize, findings, details.tableRanges)));
     await checkPartitionContents(reader, details.partitions, findings);
     return { format: 'gpt', details };
   }
 
   if (mbr && plausibleMbr(mbr)) {
-    const details: DiskDetails = { sectorSize: 512, partitions: await mbrPartitions(reader, mbr, 512, findings) };
+    const tableRanges = [{ offset: 0, length: 512 }];
+    const details: DiskDetails = { sectorSize: 512, partitions: await mbrPartitions(reader, mbr, 512, findings, tableRanges), tableRanges };
     await checkPartitionContents(reader, details.partitions, findings);
     return { format: 'mbr', details };
   }
   return undefined;
+}
+
+/**
+ * The partition tables at the start of `reader` (a disk, or a region of one such as a
+ * partition that holds a table of its own), read exactly as inspectImage reads them; undefined
+ * when there is none. Cleaning uses it to find every partition and every table to erase.
+ */
+export async function readPartitionLayout(reader: ByteReader): Promise<{ format: 'gpt' | 'mbr'; details: DiskDetails } | undefined> {
+  return inspectPartitionTables(reader, await readAt(reader, 0, HEAD_BYTES), new FindingList());
 }
 
 async function readGpt(
@@ -715,7 +711,7 @@ async function readGpt(
   sectorSize: number,
   table: 'gpt' | 'gpt-backup',
   findings: FindingList,
-): Promise<{ partitions: PartitionInfo[]; backupLba?: number }> {
+): Promise<{ partitions: PartitionInfo[]; backupLba?: number; arrayRange?: { offset: number; length: number } }> {
   const which = table === 'gpt' ? 'primary' : 'backup';
   if (header.length < 92) {
     findings.add('malformed', `the ${which} GPT header is truncated`);
@@ -742,6 +738,7 @@ async function readGpt(
   }
   const arrayStart = entriesLba * sectorSize;
   const arrayLen = count * entrySize;
+  const arrayRange = { offset: arrayStart, length: arrayLen };
   const array = await readAt(reader, arrayStart, arrayLen);
   if (array.length < arrayLen) {
     findings.add(
@@ -772,7 +769,7 @@ async function readGpt(
       inspected: false,
     });
   }
-  return { partitions, ...(backupLba !== undefined ? { backupLba } : {}) };
+  return { partitions, arrayRange, ...(backupLba !== undefined ? { backupLba } : {}) };
 }
 
 /** GPT GUIDs store their first three fields little-endian (UEFI 2.10 appendix A). */
@@ -782,7 +779,7 @@ function formatGuid(b: Buffer): string {
   return `${rev(0, 4)}-${rev(4, 6)}-${rev(6, 8)}-${hex(b.subarray(8, 10))}-${hex(b.subarray(10, 16))}`.toUpperCase();
 }
 
-async function mbrPartitions(reader: ByteReader, entries: MbrEntry[], sectorSize: number, findings: FindingList): Promise<PartitionInfo[]> {
+async function mbrPartitions(reader: ByteReader, entries: MbrEntry[], sectorSize: number, findings: FindingList, tableRanges: DiskDetails['tableRanges']): Promise<PartitionInfo[]> {
   const partitions: PartitionInfo[] = [];
   for (const e of entries) {
     if (e.type === 0 || e.sectors === 0) continue;
@@ -794,13 +791,13 @@ async function mbrPartitions(reader: ByteReader, entries: MbrEntry[], sectorSize
       type: e.type.toString(16).padStart(2, '0'),
       inspected: false,
     });
-    if (MBR_EXTENDED_TYPES.has(e.type)) partitions.push(...(await logicalPartitions(reader, e.startLba, sectorSize, findings)));
+    if (MBR_EXTENDED_TYPES.has(e.type)) partitions.push(...(await logicalPartitions(reader, e.startLba, sectorSize, findings, tableRanges)));
   }
   return partitions;
 }
 
 /** Walks the chain of extended boot records; each holds one logical partition and a link. */
-async function logicalPartitions(reader: ByteReader, extendedStart: number, sectorSize: number, findings: FindingList): Promise<PartitionInfo[]> {
+async function logicalPartitions(reader: ByteReader, extendedStart: number, sectorSize: number, findings: FindingList, tableRanges: DiskDetails['tableRanges']): Promise<PartitionInfo[]> {
   const out: PartitionInfo[] = [];
   const seen = new Set<number>();
   let ebrLba = extendedStart;
@@ -812,6 +809,7 @@ async function logicalPartitions(reader: ByteReader, extendedStart: number, sect
     seen.add(ebrLba);
     const entries = readMbrEntries(await readAt(reader, ebrLba * sectorSize, 512));
     if (!entries) return out;
+    tableRanges.push({ offset: ebrLba * sectorSize, length: 512 });
     const [logical, next] = entries;
     if (logical && logical.type !== 0 && logical.sectors > 0) {
       out.push({

@@ -21,6 +21,8 @@ export const BootConfig = Type.Object(
     token: Type.String({ pattern: AGENT_TOKEN_PATTERN.source }),
     hostUid: Id,
     bootId: Id,
+    /** The host's spec.bootMACAddress when it has one: the NIC the agent asks DHCP on first. */
+    bootMacAddress: Type.Optional(Mac),
   },
   { additionalProperties: false },
 );

@@ -10,7 +10,7 @@ import { guarded } from './failures.js';
 import { noAgentMessage } from './no-agent.js';
 import { unapprovedFirmware } from './firmware-check.js';
 import { resetSecureBoot } from './secure-boot.js';
-import { bootAgent, finishAgent, powerTo, runAgentOperation, step } from './steps.js';
+import { bootAgent, finishAgent, powerTo, runAgentOperation, step, STEP } from './steps.js';
 import type { Handler } from './types.js';
 
 export const deprovisioning: Handler = (ctx) =>
@@ -38,6 +38,10 @@ export const deprovisioning: Handler = (ctx) =>
           errorType: 'deprovisioning',
           progressStep: 'clean',
           request: async () => ({ kind: 'clean', clean: { mode } }),
+          // The agent says which method erased which disk; the host's event keeps it.
+          onDone: (result) => {
+            if (result.message) step(host.status)[STEP.cleanReport] = result.message.slice(0, 2000);
+          },
         })) ??
         (await finishAgent(ctx, bmc));
       if (pending) return pending;
@@ -71,5 +75,10 @@ export const deprovisioning: Handler = (ctx) =>
     if (powering) return powering;
     delete host.status.provisioning.image;
     delete host.status.provisioning.secureBoot;
-    return { kind: 'advance', event: 'deprovisioned', message: mode === 'disabled' ? 'cleaning disabled by spec.automatedCleaningMode' : `cleaned (${mode})` };
+    const report = step(host.status)[STEP.cleanReport];
+    return {
+      kind: 'advance',
+      event: 'deprovisioned',
+      message: mode === 'disabled' ? 'cleaning disabled by spec.automatedCleaningMode' : `cleaned (${mode})${typeof report === 'string' ? `: ${report}` : ''}`,
+    };
   });

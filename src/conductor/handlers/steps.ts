@@ -26,6 +26,8 @@ export const STEP = {
   powerRequest: 'powerRequest',
   rebootAt: 'rebootRequestedAt',
   image: 'image',
+  /** The agent's account of a finished clean (which method erased which disk). */
+  cleanReport: 'cleanReport',
 } as const;
 
 export function step(status: HostStatus): Record<string, unknown> {

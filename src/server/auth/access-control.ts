@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { IngotError } from '../../model/errors.js';
 import type { Store, StoredToken } from '../../store/store.js';
 import { platformScopeRoles, projectScopeRoles } from './project-scope.js';
-import type { Authenticator } from './authenticate.js';
+import { UnauthenticatedError, type Authenticator } from './authenticate.js';
 import type { AuditWriter } from '../audit/audit-writer.js';
 import { RateLimitedError, type RateLimiter } from '../limits/rate-limit.js';
 import { authorize, CAPABILITY_URL_ACTIONS, isRouteAction, PUBLIC, type Action, type Identity, type Policy, type RouteAction } from './policy.js';
@@ -61,7 +61,7 @@ export function installAccessControl(
     authenticator: Authenticator;
     policy: Policy;
     tokenType: StoredToken['type'];
-    /** Throttles failed authentication per address and requests per identity (public API). */
+    /** Throttles failed authentication (per known credential, or per address for unknown ones) and requests per identity. */
     limits?: RateLimiter;
     /** Records every authentication failure and every denied request. */
     audit?: AuditWriter;
@@ -115,23 +115,23 @@ export function installAccessControl(
       }
       throw err;
     };
-    if (limits) {
-      try {
-        limits.checkAddress(address);
-      } catch (err) {
-        // Not audited: each refused attempt would be another write for the attacker to cause;
-        // the failures that led here were recorded.
-        if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
-        throw err;
-      }
-    }
     let identity: Identity;
     try {
       identity = await options.authenticator.authenticate(request.headers.authorization, options.tokenType);
     } catch (err) {
       if (!(err instanceof IngotError)) throw err;
-      limits?.recordAuthFailure(address);
-      return refuse('anonymous', [], 'auth:failed', err);
+      const credentialId = err instanceof UnauthenticatedError ? err.credentialId : undefined;
+      if (limits) {
+        try {
+          limits.recordAuthFailure(credentialId ? { credentialId } : { address });
+        } catch (limited) {
+          // Not audited: each refused attempt would be another write for the attacker to
+          // cause; the failures that led here were recorded.
+          if (limited instanceof RateLimitedError) void reply.header('retry-after', String(limited.retryAfterSeconds));
+          throw limited;
+        }
+      }
+      return refuse(credentialId ?? 'anonymous', [], 'auth:failed', err);
     }
     // Project roles the identity holds but that do not count on this route (project-scope.ts),
     // named in a refusal so a tenant learns where their roles do apply.
