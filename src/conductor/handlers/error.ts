@@ -7,6 +7,9 @@
 // A registration error also retries at once when the admin fixed something: the credentials
 // secret has a new version, or the spec changed since the failure. A power-management error
 // retries at once when the spec changed (e.g. spec.online asks for what the machine already is).
+// An inspection error retries at once when the spec changed (e.g. spec.inspection: bmc), and
+// after `inspectionAttempts` failures no longer retries on its own: it stays in error until
+// the spec changes, rather than booting an agent that never answers forever.
 import type { HostState } from '../../model/host.js';
 import { RETRY_TARGETS } from '../transitions.js';
 import { specHash } from '../spec-hash.js';
@@ -32,8 +35,11 @@ export const error: Handler = async (ctx) => {
   if (status.errorType === 'registration' && (await adminFixedSomething(ctx))) {
     return { kind: 'advance', event: 'retry', to, message: 'retrying registration: credentials or spec changed' };
   }
-  if (status.errorType === 'power-management' && specChanged(ctx)) {
-    return { kind: 'advance', event: 'retry', to, message: 'retrying power management: spec changed' };
+  if ((status.errorType === 'power-management' || status.errorType === 'inspection') && specChanged(ctx)) {
+    return { kind: 'advance', event: 'retry', to, message: `retrying ${status.errorType}: spec changed` };
+  }
+  if (status.errorType === 'inspection' && status.errorCount >= ctx.config.inspectionAttempts) {
+    return { kind: 'wait', afterMs: ctx.config.idleRecheckMs };
   }
   const due = status.nextAttemptAt ? Date.parse(status.nextAttemptAt) : 0;
   const now = ctx.clock.now();

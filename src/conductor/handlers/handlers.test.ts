@@ -9,6 +9,7 @@ import { DELETION_STATES } from '../transitions.js';
 import { CERT_VERIFICATION_DISABLED } from './registering.js';
 import { harness, host, IMAGE, OTHER_IMAGE, withoutAgent, type Harness, type HostBuilder } from './test-kit.js';
 import type { DriverRegistry } from '../../drivers/registry.js';
+import type { HandlerConfig } from './types.js';
 import type { Host } from '../../model/host.js';
 
 interface Row {
@@ -22,11 +23,13 @@ interface Row {
   then?: (result: { host: Host; outcome: Outcome }, h: Harness) => void;
   /** Replaces the harness's driver registry (e.g. withoutAgent). */
   drivers?: (base: DriverRegistry) => DriverRegistry;
+  /** Handler config beside the harness's defaults. */
+  config?: Partial<HandlerConfig>;
 }
 
 function table(rows: Row[]) {
   it.each(rows.map((r) => [r.name, r] as const))('%s', async (_name, row) => {
-    const h = harness(row.drivers ? { drivers: row.drivers } : {});
+    const h = harness({ ...(row.drivers ? { drivers: row.drivers } : {}), ...(row.config ? { config: row.config } : {}) });
     row.arrange?.(h);
     const result = row.mode === 'drive' ? await h.drive(row.given()) : await h.run(row.given());
     expect(result.outcome).toMatchObject(row.expect);
@@ -126,11 +129,37 @@ describe('inspecting', () => {
       expect: { kind: 'failed', errorType: 'inspection', message: expect.stringContaining('could not read the hardware inventory') },
     },
     {
-      name: 'agent never checks in: inspection error after the boot timeout',
+      name: 'agent never checks in: inspection error after the boot timeout, suggesting spec.inspection: bmc',
       given: () => host('inspecting'),
       arrange: (h) => h.fleet.failNext('node-1', 'inspect', 'timeout', 1000),
       mode: 'drive',
-      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringContaining('did not check in within 30 s') },
+      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringMatching(/did not check in within 30 s.*set spec\.inspection: bmc/) },
+    },
+    {
+      name: 'spec.inspection bmc: the BMC inventory, no agent booted, power untouched',
+      given: () => host('inspecting').withSpec({ inspection: 'bmc' }),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'inspected', message: expect.stringContaining('out-of-band') },
+      then: ({ host }, h) => {
+        const m = h.fleet.machine('node-1');
+        expect(host.status.hardware?.cpu).toEqual(m.inventory.cpu);
+        expect(m.operations).toEqual({});
+        expect(m.agent.sessionsFinished).toBe(0);
+      },
+    },
+    {
+      name: 'spec.inspection disabled: advances without touching the BMC or the hardware record',
+      given: () => host('inspecting').withSpec({ inspection: 'disabled' }),
+      arrange: (h) => h.fleet.failNext('node-1', 'boot', 'refused', 100),
+      expect: { kind: 'advance', event: 'inspected', message: expect.stringContaining('inspection disabled') },
+      then: ({ host }) => expect(host.status.hardware).toBeUndefined(),
+    },
+    {
+      name: 'server default bmc applies to hosts without spec.inspection',
+      given: () => host('inspecting'),
+      config: { defaultInspection: 'bmc' },
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'inspected', message: expect.stringContaining('out-of-band') },
     },
     {
       name: 'BMC refuses power: inspection error',
@@ -431,6 +460,20 @@ describe('error', () => {
   table([
     { name: 'backoff not over: waits the rest', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 5_000 }), expect: { kind: 'wait', afterMs: 5_000 } },
     { name: 'inspection: back to inspecting', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'inspecting' } },
+    {
+      name: 'inspection failed inspectionAttempts times: stays in error though the backoff is over',
+      given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 0, count: 5 }),
+      expect: { kind: 'wait' },
+    },
+    {
+      name: 'inspection given up, then the spec changes (spec.inspection: bmc): retries at once',
+      given: () => {
+        const b = host('error').failed('inspection', { from: 'inspecting', dueInMs: 0, count: 5 });
+        b.spec = { ...b.spec, inspection: 'bmc' };
+        return b;
+      },
+      expect: { kind: 'advance', event: 'retry', to: 'inspecting' },
+    },
     { name: 'preparation: back to preparing', given: () => host('error').failed('preparation', { from: 'preparing', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'preparing' } },
     { name: 'provisioning: back to provisioning', given: () => host('error').withImage().failed('provisioning', { from: 'provisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioning' } },
     {

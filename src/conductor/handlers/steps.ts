@@ -184,6 +184,8 @@ export async function runAgentOperation(
     errorType: ErrorType;
     progressStep: string;
     request: () => Promise<AgentStartRequest>;
+    /** Added to the "agent did not check in" failure: what else the admin can do. */
+    noAgentHint?: string;
     onDone?: (result: Extract<AgentPoll, { state: 'done' }>) => void;
   },
 ): Promise<Outcome | undefined> {
@@ -209,7 +211,7 @@ export async function runAgentOperation(
             state[STEP.agentBootVia] === 'virtual-media'
               ? 'check that the BMC can fetch the boot medium from the agent API and that the host reaches the agent API'
               : 'check that it can network-boot'
-          } (${error.message})`,
+          }${opts.noAgentHint ? `; ${opts.noAgentHint}` : ''} (${error.message})`,
         };
       }
       return { kind: 'wait', afterMs: ctx.config.agentPollMs };

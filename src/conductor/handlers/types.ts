@@ -7,7 +7,7 @@
 // any await, and the next one re-reads the host and calls the same handler.
 import type { AgentPort } from '../agent-port.js';
 import type { BmcDriver, BmcTarget } from '../../drivers/driver.js';
-import type { Host, ImageSpec } from '../../model/host.js';
+import type { Host, ImageSpec, InspectionMode } from '../../model/host.js';
 import type { Clock } from '../clock.js';
 import type { ConfigDriveSource } from '../config-drive-source.js';
 import type { CredentialsResolver, ResolvedCredentials, SecretUseListener } from '../credentials.js';
@@ -25,6 +25,10 @@ export interface HandlerConfig {
   agentPollMs: number;
   /** How long to wait for the agent to answer after booting it before failing the step. */
   agentBootTimeoutMs: number;
+  /** How hosts without spec.inspection are inspected. */
+  defaultInspection: InspectionMode;
+  /** Failed inspections retried with backoff before the host stays in error until its spec changes. */
+  inspectionAttempts: number;
   /** How often a resting host (available, provisioned…) is checked against its spec. */
   idleRecheckMs: number;
   /** Failed power-off attempts before a delete proceeds anyway (with a Warning event). */
@@ -48,6 +52,8 @@ export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
   agentPollMs: 2_000,
   agentBootTimeoutMs: 15 * 60_000,
   idleRecheckMs: 60_000,
+  defaultInspection: 'agent',
+  inspectionAttempts: 5,
   deletePowerOffAttempts: 5,
   resetBiosOnClean: true,
   approvedFirmware: {},
