@@ -31,6 +31,12 @@ export const ERROR_TYPES = [
 ] as const;
 export type ErrorType = (typeof ERROR_TYPES)[number];
 
+/**
+ * Set on a host by the force-delete route only (never by a spec or metadata write): the delete
+ * goes ahead although a claim holds the host, and after one failed cleaning attempt.
+ */
+export const FORCE_DELETE_ANNOTATION = 'ingot.dev/force-delete';
+
 export const BOOT_MODES = ['UEFI', 'UEFISecureBoot', 'legacy'] as const;
 export const CLEANING_MODES = ['metadata', 'full', 'disabled'] as const;
 export const CHECKSUM_TYPES = ['sha256', 'sha512', 'md5'] as const;

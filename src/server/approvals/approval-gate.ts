@@ -51,7 +51,10 @@ declare module 'fastify' {
 /** The Store.admitWindowedAction window shared by every gate on the database. */
 export const DESTRUCTIVE_WINDOW_KIND = 'destructive-host-change';
 
-const HOST_WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>(['host:create', 'host:update', 'host:delete']);
+const HOST_WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>(['host:create', 'host:update', 'host:delete', 'host:force-delete']);
+
+/** Held for a second person every time, whatever the rate and the policy: taking a machine from a tenant. */
+const ALWAYS_HELD: ReadonlySet<Action> = new Set<Action>(['host:force-delete']);
 
 export function approvalResource(a: StoredApproval): Record<string, unknown> {
   return {
@@ -120,17 +123,20 @@ export class ApprovalGate {
         throw new IngotError('INGOT_ERR_FORBIDDEN', `action ${action} requires an approval by policy (approval:required), and approvals cover host changes only; ask an operator to change the policy`);
       }
       if (!writesHost) return;
+      const alwaysHeld = ALWAYS_HELD.has(action);
       const destructive = await this.#isDestructive(action, request);
-      if (!request.approvalRequired && !destructive) return;
+      if (!request.approvalRequired && !alwaysHeld && !destructive) return;
       const now = this.#now();
-      if (!request.approvalRequired) {
+      if (!request.approvalRequired && !alwaysHeld) {
         const windowMs = Math.max(1, Math.round(this.config.windowSeconds * 1000));
         const limit = Math.max(0, Math.floor(this.config.destructiveThreshold));
         if (await this.#store.admitWindowedAction(DESTRUCTIVE_WINDOW_KIND, now, windowMs, limit)) return;
       }
       const target = auditTarget(action, request);
       if (!target.name) target.name = nameFromBody(request.body);
-      const cause = request.approvalRequired
+      const cause = alwaysHeld
+        ? `${action} always needs a second admin's approval`
+        : request.approvalRequired
         ? `the policy rule for ${action} says approval:required`
         : `more than ${this.config.destructiveThreshold} destructive changes within ${this.config.windowSeconds}s`;
       const approval: StoredApproval = {
