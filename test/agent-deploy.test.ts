@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runAgent } from '../src/agent/agent.js';
 import { createFileMachine } from '../src/agent/file-machine.js';
-import { AgentUnavailable, type AgentPoll, type AgentStartRequest } from '../src/conductor/agent-port.js';
+import type { AgentPoll, AgentStartRequest } from '../src/conductor/agent-port.js';
 import { createAgentQueue, type AgentQueue } from '../src/conductor/agent-queue.js';
 import { readBootConfigFromIso } from '../src/images/boot-config-iso.js';
 import { readGptPartitions } from '../src/images/gpt.js';
@@ -19,6 +19,7 @@ import { readIso9660 } from '../src/images/iso9660.js';
 import type { Host } from '../src/model/host.js';
 import { runServer, type RunningServer } from '../src/server/run-server.js';
 import { SecretBox } from '../src/store/secret-box.js';
+import { runQueuedOperation } from './support/agent-operation.js';
 import { FIRST_USABLE_LBA, writeGpt } from './support/gpt.js';
 
 const MIB = 1024 * 1024;
@@ -130,21 +131,7 @@ async function operate(request: AgentStartRequest): Promise<AgentPoll> {
     conversion: { minFreeMemoryBytes: 0 },
   });
   const operationId = `op-${opCounter}-${request.kind}`;
-  for (;;) {
-    try {
-      await queue.start(host, operationId, request);
-      break;
-    } catch (err) {
-      if (!(err instanceof AgentUnavailable)) throw err;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  let poll: AgentPoll;
-  for (;;) {
-    poll = await queue.poll(host, operationId);
-    if (poll.state !== 'running') break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const poll = await runQueuedOperation(queue, host, operationId, request);
   await queue.finish(host);
   expect((await agent).reason).toBe('session-ended');
   return poll;

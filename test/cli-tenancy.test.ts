@@ -243,7 +243,8 @@ describe('ingot tenancy commands against ingot server', () => {
     expect(gone.stdout).toMatch(/^claimset\/batch: \d claims? still releasing/m);
     expect(gone.stdout).toMatch(/^claimset\/batch is gone \(/m);
     expect((await ingot(['claimset', 'show', 'batch'], blue)).code).toBe(1);
-  });
+    // Two CLI waits of up to 60 s each, plus the commands around them.
+  }, 180_000);
 
   it('10. apply puts a Claim into the --project given; platform kinds may not name a project', async () => {
     const f = file('claim.yaml', 'apiVersion: ingot.dev/v1\nkind: Claim\nmetadata: {name: api-1}\nspec: {nodeTypeName: gpu.large}\n');

@@ -17,7 +17,9 @@ import { SecretBox } from '../src/store/secret-box.js';
 import type { StoredResource, Store } from '../src/store/store.js';
 
 const IMAGE = { url: 'http://images.test/ubuntu.qcow2', checksum: 'c'.repeat(64), checksumType: 'sha256' as const, format: 'qcow2' as const };
-const DELAYS = { powerMs: [5, 15], inspectMs: [20, 40], deployMs: [150, 250], cleanMs: [120, 200], callMs: [0, 0] } as const;
+// Deploys and cleanings last long enough that the test puts every host into the operation
+// before the first ones finish, even on a loaded machine: otherwise nobody has to wait.
+const DELAYS = { powerMs: [5, 15], inspectMs: [20, 40], deployMs: [1000, 1400], cleanMs: [800, 1200], callMs: [0, 0] } as const;
 const NAMES = ['cap-1', 'cap-2', 'cap-3', 'cap-4', 'cap-5'];
 
 let dir: string;

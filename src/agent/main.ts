@@ -1,16 +1,25 @@
-// `ingot agent` entry point, called by the CLI (src/cli) with the arguments after `agent`:
-//   --boot-config FILE | --boot-iso FILE   where the boot configuration comes from
+// `ingot agent` entry point, called by the CLI (src/cli) with the arguments after `agent`, and
+// by the ramdisk's entry (standalone.ts). Where the boot configuration comes from, exactly one of
+// (boot-medium.ts; without a flag, the environment's INGOT_BOOT_CONFIG or INGOT_BOOT_MEDIUM):
+//   --boot-config FILE                     the JSON file itself
+//   --boot-medium DIR|ISO|DEVICE|auto      a mounted medium, an ISO file, a block device, or
+//                                          auto: probe the block devices for the INGOT_AGENT volume
+//   --boot-iso FILE                        the same as --boot-medium FILE
+// and
 //   --machine FILE                         a lab machine description (file-machine.ts); absent: this Linux host
 //   --i-mean-it-write-disks                allow writing real block devices (Linux only)
+//   --disk NAME (repeatable)               only these block devices are disks for the agent
+//   --network-up                           configure the network first (network-up.ts), DHCP on the boot MAC first
 // and the optional tuning a slow link or a small test machine wants (agentTuningArgs):
 //   --backoff-ms INITIAL,MAX  --command-wait-seconds N  --min-root-disk-bytes N
 //   --conversion-min-free-memory-bytes N  --conversion-memory-limit-bytes N
-import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { parseBootConfig, readBootConfigFromIso } from '../images/boot-config-iso.js';
-import { runAgent, type AgentExit, type RunAgentOptions } from './agent.js';
+import { runAgent, type AgentExit, type AgentLog, type RunAgentOptions } from './agent.js';
+import { findBootConfig, type BootConfigSource } from './boot-medium.js';
 import { createFileMachine, loadMachineDescription } from './file-machine.js';
 import { createLinuxMachine } from './linux-machine.js';
+import { bringUpNetwork } from './network-up.js';
 
 /** The agent settings that can be given on the command line (all optional; defaults in agent.ts). */
 export interface AgentTuning {
@@ -37,7 +46,7 @@ function wholeNumber(flag: string, text: string, max: number): number {
   return n;
 }
 
-export function parseAgentTuning(values: Record<string, string | boolean | undefined>): AgentTuning {
+export function parseAgentTuning(values: Record<string, unknown>): AgentTuning {
   const tuning: AgentTuning = {};
   const text = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   const backoff = text('backoff-ms');
@@ -64,14 +73,46 @@ export function parseAgentTuning(values: Record<string, string | boolean | undef
   return tuning;
 }
 
+/** Where the boot configuration comes from: the flags, else INGOT_BOOT_CONFIG / INGOT_BOOT_MEDIUM. */
+export function bootConfigSource(values: { 'boot-config'?: string; 'boot-iso'?: string; 'boot-medium'?: string }, env: NodeJS.ProcessEnv, log?: AgentLog): BootConfigSource {
+  const given = [values['boot-config'], values['boot-iso'], values['boot-medium']].filter((v) => v !== undefined);
+  if (given.length > 1) throw new Error('give only one of --boot-config FILE, --boot-medium DIR|ISO|DEVICE|auto or --boot-iso FILE');
+  const file = values['boot-config'] ?? (given.length === 0 ? env.INGOT_BOOT_CONFIG : undefined);
+  if (file) return { file };
+  const medium = values['boot-medium'] ?? values['boot-iso'] ?? env.INGOT_BOOT_MEDIUM;
+  if (!medium) throw new Error('no boot configuration: give --boot-config FILE or --boot-medium DIR|ISO|DEVICE|auto (or set INGOT_BOOT_CONFIG or INGOT_BOOT_MEDIUM)');
+  return medium === 'auto' ? { auto: { ...(log ? { log: log.info } : {}) } } : { medium };
+}
+
+/** Brings the network up, retrying until it works or `signal` aborts: a cable or a DHCP server may come late. */
+async function networkUp(preferMacs: string[], log: AgentLog, signal?: AbortSignal): Promise<void> {
+  let delay = 5_000;
+  for (;;) {
+    try {
+      const up = await bringUpNetwork({ preferMacs, log: log.info });
+      log.info('network ready', { ...up });
+      return;
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      log.warn(`network bring-up failed, retrying in ${delay / 1000} s`, { error: (err as Error).message });
+      await sleep(delay, undefined, signal ? { signal } : {}).catch(() => {});
+      if (signal?.aborted) throw err;
+      delay = Math.min(60_000, delay * 2);
+    }
+  }
+}
+
 export async function agentMain(args: string[], signal?: AbortSignal): Promise<AgentExit> {
   const { values } = parseArgs({
     args,
     options: {
       'boot-config': { type: 'string' },
       'boot-iso': { type: 'string' },
+      'boot-medium': { type: 'string' },
       machine: { type: 'string' },
       'i-mean-it-write-disks': { type: 'boolean', default: false },
+      disk: { type: 'string', multiple: true },
+      'network-up': { type: 'boolean', default: false },
       'backoff-ms': { type: 'string' },
       'command-wait-seconds': { type: 'string' },
       'min-root-disk-bytes': { type: 'string' },
@@ -80,16 +121,19 @@ export async function agentMain(args: string[], signal?: AbortSignal): Promise<A
     },
     strict: true,
   });
-  if (!values['boot-config'] === !values['boot-iso']) throw new Error('give exactly one of --boot-config FILE or --boot-iso FILE');
   const tuning: Partial<RunAgentOptions> = parseAgentTuning(values);
-  const bootConfig = values['boot-iso'] ? readBootConfigFromIso(readFileSync(values['boot-iso'])) : parseBootConfig(readFileSync(values['boot-config']!));
+  const line = (level: string) => (message: string, fields?: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), msg: message, ...fields })}\n`);
+  const log: AgentLog = { info: line('info'), warn: line('warn') };
+  const { config: bootConfig, from } = await findBootConfig(bootConfigSource(values, process.env, log));
+  log.info('boot configuration read', { from, apiUrl: bootConfig.apiUrl, hostUid: bootConfig.hostUid });
   let machine;
   if (values.machine) {
+    if (values.disk || values['network-up']) throw new Error('--disk and --network-up are for a real Linux host, not with --machine');
     const { description, baseDir } = loadMachineDescription(values.machine);
     machine = createFileMachine(description, baseDir);
   } else {
-    machine = createLinuxMachine({ allowDiskWrites: values['i-mean-it-write-disks'] });
+    machine = createLinuxMachine({ allowDiskWrites: values['i-mean-it-write-disks'], ...(values.disk ? { onlyDisks: values.disk } : {}) });
   }
-  const line = (level: string) => (message: string, fields?: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), msg: message, ...fields })}\n`);
-  return runAgent({ ...tuning, bootConfig, machine, log: { info: line('info'), warn: line('warn') }, ...(signal ? { signal } : {}) });
+  if (values['network-up']) await networkUp(bootConfig.bootMacAddress ? [bootConfig.bootMacAddress] : [], log, signal);
+  return runAgent({ ...tuning, bootConfig, machine, log, ...(signal ? { signal } : {}) });
 }

@@ -12,6 +12,7 @@ import { registerSecretsRekey } from './commands/secrets-rekey.js';
 import { registerServer } from './commands/server.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
+import { registerRamdisk } from './commands/ramdisk.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerApprovals } from './commands/approvals.js';
 import { registerAudit } from './commands/audit.js';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerSecretsRekey(program, ctx);
   registerLab(program, ctx);
   registerAgent(program, ctx);
+  registerRamdisk(program, ctx);
   registerTokens(program, ctx);
   registerApprovals(program, ctx);
   registerAudit(program, ctx);

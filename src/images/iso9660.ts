@@ -263,18 +263,27 @@ export interface IsoVolume {
 const MAX_DIR_BYTES = 1024 * 1024;
 const MAX_DEPTH = 8;
 
+/** Positional reads over an image that is not held in memory (a CD drive, a medium file). */
+export interface IsoSource {
+  size: number;
+  /** Returns exactly `length` bytes at `offset` (the caller keeps within size). */
+  read(offset: number, length: number): Buffer;
+}
+
 /**
- * Parses an ISO 9660 image held in memory (the boot medium is tiny). Every offset is checked
- * against the buffer; anything malformed throws a RangeError saying what.
+ * Parses an ISO 9660 image, in memory or behind positional reads (only the descriptors, the
+ * directories and the files asked for are read). Every offset is checked against the image's
+ * size; anything malformed throws a RangeError saying what.
  */
-export function readIso9660(image: Buffer): IsoVolume {
+export function readIso9660(image: Buffer | IsoSource): IsoVolume {
+  const source: IsoSource = Buffer.isBuffer(image) ? { size: image.length, read: (offset, length) => image.subarray(offset, offset + length) } : image;
   const fail = (what: string): never => {
     throw new RangeError(`not a readable ISO 9660 image: ${what}`);
   };
-  if (image.length < 17 * SECTOR) fail('shorter than the system area and a volume descriptor');
+  if (source.size < 17 * SECTOR) fail('shorter than the system area and a volume descriptor');
   let pvd: Buffer | undefined;
-  for (let s = 16; s < 16 + 32 && (s + 1) * SECTOR <= image.length; s++) {
-    const d = image.subarray(s * SECTOR, (s + 1) * SECTOR);
+  for (let s = 16; s < 16 + 32 && (s + 1) * SECTOR <= source.size; s++) {
+    const d = source.read(s * SECTOR, SECTOR);
     if (d.toString('latin1', 1, 6) !== 'CD001') fail(`sector ${s} is not a volume descriptor`);
     if (d[0] === 1) {
       pvd = d;
@@ -290,14 +299,15 @@ export function readIso9660(image: Buffer): IsoVolume {
     const sector = record.readUInt32LE(2);
     const size = record.readUInt32LE(10);
     const start = sector * SECTOR;
-    if (start + size > image.length) fail('an extent points past the end of the image');
-    return image.subarray(start, start + size);
+    if (start + size > source.size) fail('an extent points past the end of the image');
+    return { start, size };
   };
-  const files = new Map<string, Buffer>();
+  const files = new Map<string, { start: number; size: number }>();
   const walk = (dirRecord: Buffer, prefix: string, depth: number) => {
     if (depth > MAX_DEPTH) fail('directories nest too deeply');
-    const data = extent(dirRecord);
-    if (data.length > MAX_DIR_BYTES) fail('a directory is implausibly large');
+    const where = extent(dirRecord);
+    if (where.size > MAX_DIR_BYTES) fail('a directory is implausibly large');
+    const data = source.read(where.start, where.size);
     let at = 0;
     let index = 0;
     while (at < data.length) {
@@ -323,7 +333,10 @@ export function readIso9660(image: Buffer): IsoVolume {
   walk(pvd.subarray(156, 156 + 34), '', 0);
   return {
     volumeId,
-    readFile: (path) => files.get(path.split('/').filter((p) => p !== '').join('/').toLowerCase().replace(/;\d+$/, '')),
+    readFile: (path) => {
+      const found = files.get(path.split('/').filter((p) => p !== '').join('/').toLowerCase().replace(/;\d+$/, ''));
+      return found ? source.read(found.start, found.size) : undefined;
+    },
     list: () => [...files.keys()].sort(),
   };
 }

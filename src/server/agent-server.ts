@@ -16,15 +16,20 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 import { buildBootConfigIso } from '../images/boot-config-iso.js';
+import { hostBootIso } from '../boot/agent-boot-iso.js';
+import type { StoredRamdisk } from '../boot/ramdisk-store.js';
 import { commandSealAad, HeartbeatRequest, LookupRequest, ResultRequest, sessionSealAad, type BootConfig, type WireCommand } from '../model/agent-protocol.js';
 import { IngotError } from '../model/errors.js';
 import type { SecretBox } from '../store/secret-box.js';
 import type { AgentCommand, AgentSession, Store, StoredResource } from '../store/store.js';
 import { DEFAULT_BODY_LIMIT, createBaseServer } from './api-server.js';
+import type { BodyBounds } from './body-scan-error.js';
 import { installAccessControl } from './auth/access-control.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import type { Policy } from './auth/policy.js';
 import type { AuditWriter } from './audit/audit-writer.js';
+import { createRefusalCoalescer } from './audit/refusal-coalescer.js';
+import { createRateLimiter, DEFAULT_AGENT_RATE_LIMITS, type RateLimitConfig } from './limits/rate-limit.js';
 import { registerHealthz } from './routes/meta.js';
 import { errorResponses } from './schemas.js';
 
@@ -35,6 +40,10 @@ export interface AgentServerOptions {
   /** Records refused calls: bad or replayed tokens, ended sessions, cross-host attempts. */
   audit?: AuditWriter;
   bodyLimit?: number;
+  /** Depth, value and alias bounds of bodies, as on the public listener. */
+  bodyBounds?: Partial<BodyBounds>;
+  /** Failed-authentication throttling and per-token request limits, as on the public listener (DEFAULT_AGENT_RATE_LIMITS when absent); `false` turns them off. */
+  rateLimits?: RateLimitConfig | false;
   /** Opens sealed user data and boot-medium tokens; without it, deploys with user data and boot media answer 503. */
   secretBox?: SecretBox;
   /** Told to agents at lookup (default 30 s). */
@@ -47,6 +56,12 @@ export interface AgentServerOptions {
    * verified images named <algo>-<hex>. Without it, the images route answers 404.
    */
   imageCacheDir?: string;
+  /**
+   * The agent ramdisk to boot hosts with (`ingot ramdisk build`), read at each boot-medium
+   * request so a new build takes effect without a restart. Without one, boot media carry only
+   * the configuration file (enough for the lab's simulated systems, which boot nothing).
+   */
+  ramdisk?: () => StoredRamdisk | undefined;
 }
 
 /** Header in which the agent names the deploy command an image fetch is for. */
@@ -68,15 +83,34 @@ function refused(message: string): IngotError {
   return new IngotError('INGOT_ERR_UNAUTHENTICATED', message);
 }
 
+/** The agent listener's limits: the given settings over DEFAULT_AGENT_RATE_LIMITS, field by field. */
+function agentRateLimits(config: RateLimitConfig = {}): RateLimitConfig {
+  return {
+    ...config,
+    authFailures: { ...DEFAULT_AGENT_RATE_LIMITS.authFailures, ...config.authFailures },
+    perRole: { ...DEFAULT_AGENT_RATE_LIMITS.perRole, ...config.perRole },
+    default: config.default ?? DEFAULT_AGENT_RATE_LIMITS.default!,
+  };
+}
+
 export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
   const { store, log } = options;
   const now = options.now ?? Date.now;
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
   const commandPollMs = options.commandPollMs ?? 250;
-  const app = createBaseServer({ log, bodyLimit: Math.min(options.bodyLimit ?? DEFAULT_BODY_LIMIT, AGENT_BODY_LIMIT) });
+  const app = createBaseServer({ log, bodyLimit: Math.min(options.bodyLimit ?? DEFAULT_BODY_LIMIT, AGENT_BODY_LIMIT), ...(options.bodyBounds ? { bodyBounds: options.bodyBounds } : {}) });
   const authenticator = createAuthenticator({ store, onTouchError: (err) => log.warn({ err }, 'could not record token lastUsedAt') });
-  installAccessControl(app, { authenticator, policy: options.policy, tokenType: 'agent', ...(options.audit ? { audit: options.audit } : {}) });
+  installAccessControl(app, {
+    authenticator,
+    policy: options.policy,
+    tokenType: 'agent',
+    ...(options.rateLimits === false ? {} : { limits: createRateLimiter(agentRateLimits(options.rateLimits)) }),
+    ...(options.audit ? { audit: options.audit } : {}),
+  });
   registerHealthz(app);
+  // A looping agent with an ended session would otherwise write one audit row per call.
+  const refusals = options.audit ? createRefusalCoalescer({ audit: options.audit, onError: (err) => log.error({ err }, 'could not record repeated refusals in the audit trail') }) : undefined;
+  if (refusals) app.addHook('onClose', async () => refusals.close());
 
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode === 401 || reply.statusCode === 403) {
@@ -84,8 +118,8 @@ export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
       log.warn({ remoteAddress: request.ip, url: request.routeOptions.url ?? request.url, status: reply.statusCode, tokenHost: request.identity?.hostUid }, 'agent API refused a call');
       // A token that authenticated but was refused afterwards (ended session, another boot,
       // another host): the access-control hook did not see it, so it is recorded here.
-      if (options.audit && request.identity) {
-        await options.audit
+      if (refusals && request.identity) {
+        await refusals
           .record({
             actor: `agent-token:${request.identity.tokenId}`,
             roles: request.identity.roles,
@@ -274,7 +308,10 @@ export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
       const { token } = options.secretBox.open(session.sealedToken, sessionSealAad(session.id));
       const config = { ...(session.bootConfig as Omit<BootConfig, 'token'>), token } as BootConfig;
       void reply.header('content-type', 'application/x-iso9660-image').header('cache-control', 'no-store');
-      return buildBootConfigIso(config);
+      const ramdisk = options.ramdisk?.();
+      if (!ramdisk) return buildBootConfigIso(config);
+      void reply.header('content-length', String(ramdisk.bootIso.size));
+      return reply.send(hostBootIso(ramdisk.bootIso, ramdisk.bootIso.size, config));
     },
   });
 

@@ -16,6 +16,7 @@ import type { OidcVerifier } from './auth/oidc.js';
 import { ACTIONS, type Policy } from './auth/policy.js';
 import type { ApiContext } from './api-context.js';
 import { registerBodyParsers } from './body-parsers.js';
+import { DEFAULT_BODY_BOUNDS, type BodyBounds } from './body-scan-error.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { hostRoutes } from './routes/hosts.js';
 import { metaRoutes } from './routes/meta.js';
@@ -45,6 +46,8 @@ export interface ApiServerOptions {
   log: Logger;
   /** Largest request body in bytes; default 1 MiB (413 INGOT_ERR_BODY_TOO_LARGE beyond). */
   bodyLimit?: number;
+  /** Depth, value and alias bounds of bodies (DEFAULT_BODY_BOUNDS for what is not given). */
+  bodyBounds?: Partial<BodyBounds>;
   /** Watch stream heartbeat comment interval; default 15 s. */
   watchHeartbeatMs?: number;
   /** Watch stream poll interval for changes by other processes; default 1 s. */
@@ -73,7 +76,7 @@ export interface ApiServerOptions {
 export const AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true, verbose: true } as const;
 
 /** Shared by both listeners: request ids, error handling, x-request-id on every answer. */
-export function createBaseServer(options: { log: Logger; bodyLimit: number; https?: TlsOptions & SecureContextOptions }): FastifyInstance {
+export function createBaseServer(options: { log: Logger; bodyLimit: number; bodyBounds?: Partial<BodyBounds>; https?: TlsOptions & SecureContextOptions }): FastifyInstance {
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
     loggerInstance: options.log,
@@ -107,7 +110,7 @@ export function createBaseServer(options: { log: Logger; bodyLimit: number; http
       else if (property.type === 'boolean' && (value === 'true' || value === 'false')) query[key] = value === 'true';
     }
   });
-  registerBodyParsers(app, options.bodyLimit);
+  registerBodyParsers(app, options.bodyLimit, { ...DEFAULT_BODY_BOUNDS, ...options.bodyBounds });
   closeUnusedConnectionsOnClose(app);
   return app;
 }
@@ -131,7 +134,7 @@ function closeUnusedConnectionsOnClose(app: FastifyInstance): void {
 
 export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const app = createBaseServer({ log: options.log, bodyLimit, ...(options.https ? { https: options.https } : {}) });
+  const app = createBaseServer({ log: options.log, bodyLimit, ...(options.bodyBounds ? { bodyBounds: options.bodyBounds } : {}), ...(options.https ? { https: options.https } : {}) });
   const authenticator = createAuthenticator({
     store: options.store,
     ...(options.oidc ? { oidc: options.oidc } : {}),
@@ -145,6 +148,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     ...(options.rateLimits === false ? {} : { limits: createRateLimiter(options.rateLimits ?? {}) }),
     ...(options.audit ? { audit: options.audit } : {}),
     approvals: options.approvals !== false,
+    ...(options.now ? { now: options.now } : {}),
   });
   if (options.audit) installRequestAudit(app, { audit: options.audit });
   const gate =
@@ -153,6 +157,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
       : new ApprovalGate({
           store: options.store,
           config: options.approvals ?? {},
+          allowMd5Checksums: options.policy.allowMd5Checksums,
           ...(options.now ? { now: options.now } : {}),
           ...(options.audit ? { audit: options.audit } : {}),
         });

@@ -5,14 +5,17 @@
 import type { FastifyInstance } from 'fastify';
 import { parseAllDocuments } from 'yaml';
 import { IngotError } from '../model/errors.js';
+import { BodyScanError, DEFAULT_BODY_BOUNDS, type BodyBounds } from './body-scan-error.js';
+import { scanJson } from './json-scan.js';
+import { decodeBodyText } from './utf8-text.js';
+import { scanYaml } from './yaml-scan.js';
 
 export const JSON_TYPES = ['application/json', 'application/merge-patch+json'];
 export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
 
-/** YAML aliases can expand exponentially ("billion laughs"); a manifest never needs many. */
-const MAX_YAML_ALIASES = 20;
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-const MAX_DEPTH = 64;
 
 function malformed(message: string): IngotError {
   return new IngotError('INGOT_ERR_MALFORMED_BODY', message);
@@ -30,134 +33,67 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
   return { line, column: offset - lineStart + 1 };
 }
 
+/** Where a value sits in a body, for messages: `spec.labels.x`, `items[2]`. */
+function fieldPath(path: string, key: string | number): string {
+  return typeof key === 'number' ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
+}
+
+/** Strings that are not well-formed Unicode (a lone surrogate, from a `\ud800` escape) or hold NUL. */
+function checkString(value: string, path: string): void {
+  if (LONE_SURROGATE.test(value)) throw malformed(`${path || 'the body'} holds invalid Unicode (a lone surrogate); send well-formed UTF-8 text`);
+  if (value.includes('\u0000')) throw malformed(`${path || 'the body'} holds a NUL character (U+0000), which no field accepts`);
+}
+
 /**
- * Finds the offset of the first JSON syntax error (RFC 8259 grammar), because Node 20's
- * JSON.parse does not report one. Only called after JSON.parse has already failed.
+ * Rejects prototype-polluting keys, absurd nesting, too many values and strings that are not
+ * well-formed Unicode anywhere in a parsed body (keys included). The scanners have already
+ * bounded the text; this checks the value as built, after YAML aliases expanded.
  */
-export function locateJsonError(text: string): number {
-  let i = 0;
-  const ws = (): void => {
-    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
-  };
-  const fail = (): never => {
-    throw i;
-  };
-  const literal = (word: string): void => {
-    if (text.startsWith(word, i)) i += word.length;
-    else fail();
-  };
-  const string = (): void => {
-    if (text[i] !== '"') fail();
-    i++;
-    while (i < text.length) {
-      const c = text.charCodeAt(i);
-      if (c === 34) {
-        i++;
-        return;
+export function checkParsedBody(value: unknown, bounds: BodyBounds = DEFAULT_BODY_BOUNDS): void {
+  let nodes = 0;
+  const visit = (v: unknown, depth: number, path: string): void => {
+    if (++nodes > bounds.maxNodes) throw malformed(`the body holds more than ${bounds.maxNodes} values`);
+    if (depth > bounds.maxDepth) throw malformed(`the body nests deeper than ${bounds.maxDepth} levels`);
+    if (typeof v === 'string') checkString(v, path);
+    else if (Array.isArray(v)) v.forEach((item, i) => visit(item, depth + 1, fieldPath(path, i)));
+    else if (v !== null && typeof v === 'object') {
+      for (const key of Object.keys(v)) {
+        if (FORBIDDEN_KEYS.has(key)) throw malformed(`the key "${key}" is not allowed anywhere in a request body`);
+        checkString(key, fieldPath(path, key));
+        visit((v as Record<string, unknown>)[key], depth + 1, fieldPath(path, key));
       }
-      if (c < 0x20) fail();
-      if (c === 92) {
-        i++;
-        const e = text[i];
-        if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail();
-          i += 5;
-        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i++;
-        else fail();
-      } else i++;
     }
-    fail();
   };
-  const number = (): void => {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
-    if (!m) fail();
-    i += m![0].length;
-  };
-  const value = (depth: number): void => {
-    ws();
-    const c = text[i];
-    if (c === '{') {
-      i++;
-      ws();
-      if (text[i] === '}') {
-        i++;
-        return;
-      }
-      for (;;) {
-        ws();
-        string();
-        ws();
-        if (text[i] !== ':') fail();
-        i++;
-        value(depth + 1);
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === '}') {
-          i++;
-          return;
-        } else fail();
-      }
-    } else if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') {
-        i++;
-        return;
-      }
-      for (;;) {
-        value(depth + 1);
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === ']') {
-          i++;
-          return;
-        } else fail();
-      }
-    } else if (c === '"') string();
-    else if (c === 't') literal('true');
-    else if (c === 'f') literal('false');
-    else if (c === 'n') literal('null');
-    else number();
-  };
-  try {
-    value(0);
-    ws();
-    if (i < text.length) fail();
-    return text.length;
-  } catch (at) {
-    if (typeof at === 'number') return at;
-    throw at;
-  }
+  visit(value, 0, '');
 }
 
-/** Rejects prototype-polluting keys and absurd nesting anywhere in a parsed body. */
-export function checkParsedBody(value: unknown, depth = 0): void {
-  if (depth > MAX_DEPTH) throw malformed(`the body nests deeper than ${MAX_DEPTH} levels`);
-  if (Array.isArray(value)) {
-    for (const v of value) checkParsedBody(v, depth + 1);
-  } else if (value !== null && typeof value === 'object') {
-    for (const key of Object.keys(value)) {
-      if (FORBIDDEN_KEYS.has(key)) throw malformed(`the key "${key}" is not allowed anywhere in a request body`);
-      checkParsedBody((value as Record<string, unknown>)[key], depth + 1);
-    }
-  }
+function scanFailure(text: string, err: BodyScanError, language: string): IngotError {
+  const { line, column } = lineColumn(text, err.offset);
+  return malformed(`${language} at line ${line}, column ${column}: ${err.message}`);
 }
 
-export function parseJsonBody(text: string): unknown {
-  let parsed: unknown;
+export function parseJsonBody(text: string, bounds: BodyBounds = DEFAULT_BODY_BOUNDS): unknown {
+  if (text.trim() === '') throw malformed('the body is empty; send a JSON document (or YAML with Content-Type: application/yaml)');
   try {
-    parsed = JSON.parse(text);
-  } catch {
-    const { line, column } = lineColumn(text, locateJsonError(text));
-    const what = text.trim() === '' ? 'the body is empty' : `invalid JSON at line ${line}, column ${column}`;
-    throw malformed(`${what}; check the document with a JSON linter (or send YAML with Content-Type: application/yaml)`);
+    scanJson(text, bounds);
+  } catch (err) {
+    if (!(err instanceof BodyScanError)) throw err;
+    const failure = scanFailure(text, err, 'invalid JSON');
+    throw malformed(`${failure.message}; check the document with a JSON linter (or send YAML with Content-Type: application/yaml)`);
   }
-  checkParsedBody(parsed);
+  const parsed: unknown = JSON.parse(text);
+  checkParsedBody(parsed, bounds);
   return parsed;
 }
 
 /** Parses exactly one YAML document (multi-document manifests are split by the CLI). */
-export function parseYamlBody(text: string): unknown {
+export function parseYamlBody(text: string, bounds: BodyBounds = DEFAULT_BODY_BOUNDS): unknown {
+  try {
+    scanYaml(text, bounds);
+  } catch (err) {
+    if (!(err instanceof BodyScanError)) throw err;
+    throw scanFailure(text, err, 'YAML refused');
+  }
   const docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: true, schema: 'core' });
   if (!Array.isArray(docs)) throw malformed('the body is empty; send one YAML document');
   if (docs.length === 0) throw malformed('the body is empty; send one YAML document');
@@ -175,28 +111,44 @@ export function parseYamlBody(text: string): unknown {
   }
   let parsed: unknown;
   try {
-    parsed = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+    parsed = doc.toJS({ maxAliasCount: bounds.maxAliases });
   } catch (err) {
     throw malformed(`the YAML document could not be read: ${(err as Error).message.split('\n')[0]}`);
   }
-  checkParsedBody(parsed);
+  checkParsedBody(parsed, bounds);
   return parsed;
 }
 
-/** Replaces Fastify's JSON parser and adds YAML and merge-patch; the body limit applies to all. */
-export function registerBodyParsers(app: FastifyInstance, bodyLimit: number): void {
+/** Decodes the bytes strictly, then parses; every failure is a 400 naming where. */
+function parseBody(bytes: Buffer, parse: (text: string, bounds: BodyBounds) => unknown, bounds: BodyBounds): unknown {
+  let text: string;
+  try {
+    text = decodeBodyText(bytes);
+  } catch (err) {
+    if (!(err instanceof BodyScanError)) throw err;
+    if (err.inBytes) throw malformed(`${err.message} (first bad byte at offset ${err.offset}); send UTF-8 text`);
+    throw scanFailure(bytes.toString('utf8'), err, 'the body is refused');
+  }
+  return parse(text, bounds);
+}
+
+/**
+ * Replaces Fastify's JSON parser and adds YAML and merge-patch; the body limit applies to all,
+ * and the bounds (depth, values, aliases) are checked before any library builds the value.
+ */
+export function registerBodyParsers(app: FastifyInstance, bodyLimit: number, bounds: BodyBounds = DEFAULT_BODY_BOUNDS): void {
   app.removeContentTypeParser('application/json');
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser(JSON_TYPES, { parseAs: 'string', bodyLimit }, (_req, body, done) => {
+  app.addContentTypeParser(JSON_TYPES, { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
     try {
-      done(null, parseJsonBody(body as string));
+      done(null, parseBody(body as Buffer, parseJsonBody, bounds));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
-  app.addContentTypeParser(YAML_TYPES, { parseAs: 'string', bodyLimit }, (_req, body, done) => {
+  app.addContentTypeParser(YAML_TYPES, { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
     try {
-      done(null, parseYamlBody(body as string));
+      done(null, parseBody(body as Buffer, parseYamlBody, bounds));
     } catch (err) {
       done(err as Error, undefined);
     }

@@ -17,6 +17,7 @@ import { openStore } from '../store/open-store.js';
 import { SecretBox } from '../store/secret-box.js';
 import { readSecretValues } from '../store/secret-reader.js';
 import type { Store } from '../store/store.js';
+import { currentRamdisk } from '../boot/ramdisk-store.js';
 import { buildAgentServer } from './agent-server.js';
 import { ImageCache } from '../images/image-cache.js';
 import type { ImageProxy } from '../conductor/handlers/types.js';
@@ -30,6 +31,7 @@ import type { AuditSink } from './audit/sinks/audit-sink.js';
 import { createJsonlFileSink } from './audit/sinks/jsonl-file-sink.js';
 import { createWebhookSink } from './audit/sinks/webhook-sink.js';
 import type { RateLimitConfig } from './limits/rate-limit.js';
+import type { BodyBounds } from './body-scan-error.js';
 import { generateToken, hashToken, isWellFormedToken, TOKEN_PATTERN } from './auth/tokens.js';
 import { createLogger } from './logger.js';
 import { claimConfigDriveSource, createClaimController } from '../tenancy/claim-controller.js';
@@ -100,6 +102,10 @@ export interface RunServerOptions {
   };
   /** Public API request limits (defaults in limits/rate-limit.ts); `false` disables them. */
   rateLimits?: RateLimitConfig | false;
+  /** Agent listener request limits (DEFAULT_AGENT_RATE_LIMITS); `false` disables them. */
+  agentRateLimits?: RateLimitConfig | false;
+  /** Depth, value and alias bounds of request bodies on both listeners (DEFAULT_BODY_BOUNDS). */
+  bodyBounds?: Partial<BodyBounds>;
   /** Longest lifetime of API tokens created through the API (seconds); default 90 days. */
   maxTokenLifetimeSeconds?: number;
   /** Two-person rule (approvals/approval-gate.ts): defaults 10 destructive changes per 300 s, approvals live 3600 s; `false` turns it off. */
@@ -294,6 +300,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         audit,
         ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
         ...(opts.rateLimits !== undefined ? { rateLimits: opts.rateLimits } : {}),
+        ...(opts.bodyBounds ? { bodyBounds: opts.bodyBounds } : {}),
         ...(opts.maxTokenLifetimeSeconds ? { maxTokenLifetimeSeconds: opts.maxTokenLifetimeSeconds } : {}),
         ...(httpsOptions ? { https: httpsOptions.https } : {}),
         ...(oidc ? { oidc } : {}),
@@ -309,9 +316,15 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
         audit,
         log: log.child({ listener: 'agent' }),
         ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+        ...(opts.bodyBounds ? { bodyBounds: opts.bodyBounds } : {}),
+        ...(opts.agentRateLimits !== undefined ? { rateLimits: opts.agentRateLimits } : {}),
         ...(imagesLocal ? { imageCacheDir } : {}),
+        ramdisk: () => currentRamdisk(dataDir),
       });
       cleanups.push(() => agent.close());
+      const ramdisk = currentRamdisk(dataDir);
+      if (ramdisk) log.info({ ramdisk: ramdisk.dir, digest: ramdisk.manifest.digest }, 'boot media boot the agent ramdisk');
+      else log.info({ dataDir }, `no agent ramdisk in ${dataDir}: boot media carry only the agent's configuration and boot nothing (enough for simulated lab systems); run \`ingot ramdisk build --data-dir ${dataDir}\` before enrolling real servers or lab VMs`);
       await agent.listen(agentListen);
       agentUrl = urlOf(agent);
       log.info({ apiUrl, agentUrl }, 'listening');

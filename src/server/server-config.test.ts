@@ -54,6 +54,35 @@ describe('server config file', () => {
     expect(() => parseServerConfig('agentApiUrl: 10.0.2.100:7386\n', 'a.yaml')).toThrow('agentApiUrl');
   });
 
+  it('maps the time after which a silent agent is lost, and refuses one shorter than two heartbeats', () => {
+    expect(serverOptionsFromConfig(parseServerConfig('conductor:\n  agentLostAfterMs: 120000\n', 'a.yaml')).agent).toEqual({ agentLostAfterMs: 120000 });
+    expect(serverOptionsFromConfig(parseServerConfig('agentApiUrl: http://10.0.2.100:7386\nconductor:\n  agentLostAfterMs: 600000\n', 'a.yaml')).agent).toEqual({ apiUrl: 'http://10.0.2.100:7386', agentLostAfterMs: 600000 });
+    expect(() => parseServerConfig('conductor:\n  agentLostAfterMs: 30000\n', 'a.yaml')).toThrow(/agentLostAfterMs/);
+  });
+
+  it('maps body bounds and the request limits of both listeners, and refuses a bucket of 0', () => {
+    const text = [
+      'limits:',
+      '  body: {maxBytes: 65536, maxDepth: 32, maxNodes: 5000, maxAliases: 0}',
+      '  api:',
+      '    authFailures: {maxFailures: 5, windowMs: 30000, maxUnknownTotal: 100}',
+      '    requests: {default: {burst: 10, perSecond: 2}, perRole: {platform-admin: {burst: 50, perSecond: 5}}}',
+      '  agent:',
+      '    requests: {perRole: {agent: {burst: 20, perSecond: 4}}}',
+    ].join('\n');
+    const options = serverOptionsFromConfig(parseServerConfig(text, 'l.yaml'));
+    expect(options.bodyLimit).toBe(65536);
+    expect(options.bodyBounds).toEqual({ maxDepth: 32, maxNodes: 5000, maxAliases: 0 });
+    expect(options.rateLimits).toEqual({
+      authFailures: { maxFailures: 5, windowMs: 30000, maxUnknownTotal: 100 },
+      default: { burst: 10, perSecond: 2 },
+      perRole: { 'platform-admin': { burst: 50, perSecond: 5 } },
+    });
+    expect(options.agentRateLimits).toEqual({ perRole: { agent: { burst: 20, perSecond: 4 } } });
+    expect(() => parseServerConfig('limits: {api: {requests: {default: {burst: 0, perSecond: 1}}}}', 'l.yaml')).toThrow(/limits\.api\.requests\.default\.burst/);
+    expect(() => parseServerConfig('limits: {body: {maxDepth: 100000}}', 'l.yaml')).toThrow(/limits\.body\.maxDepth/);
+  });
+
   it('an empty file means defaults', () => {
     expect(serverOptionsFromConfig(parseServerConfig('', 'empty.yaml'))).toEqual({});
   });

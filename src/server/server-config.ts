@@ -9,6 +9,7 @@ import { IngotError } from '../model/errors.js';
 import { parseAlertRules, validateAlertRules, type AlertRule } from './audit/alert-rules.js';
 import { createPolicy } from './auth/policy.js';
 import { validateOidcConfig } from './auth/oidc.js';
+import type { RateLimitConfig } from './limits/rate-limit.js';
 import type { RunServerOptions } from './run-server.js';
 
 /** Config files are small; refuse anything that is clearly not one. */
@@ -18,6 +19,38 @@ const Millis = (description: string) => Type.Integer({ minimum: 1, maximum: 7 * 
 const DelayRange = Type.Tuple([Type.Integer({ minimum: 0, maximum: 3_600_000 }), Type.Integer({ minimum: 0, maximum: 3_600_000 })], {
   description: '[min, max] in milliseconds',
 });
+
+const Bucket = Type.Object(
+  {
+    burst: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'requests allowed at once after idling' }),
+    perSecond: Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000, description: 'sustained requests per second' }),
+  },
+  { additionalProperties: false },
+);
+const ListenerLimits = Type.Object(
+  {
+    authFailures: Type.Optional(
+      Type.Object(
+        {
+          maxFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'failures per known token, or per address for unknown tokens, in a window; default 10' })),
+          windowMs: Type.Optional(Millis('the counting window; default 60000')),
+          maxUnknownTotal: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000, description: 'failures with unknown tokens from all addresses together in a window; default 300' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    requests: Type.Optional(
+      Type.Object(
+        {
+          default: Type.Optional(Bucket),
+          perRole: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Bucket, { maxProperties: 64 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -36,6 +69,26 @@ export const ServerConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          body: Type.Optional(
+            Type.Object(
+              {
+                maxBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, description: 'largest request body; default 1 MiB (agent listener: at most 256 KiB)' })),
+                maxDepth: Type.Optional(Type.Integer({ minimum: 8, maximum: 256, description: 'deepest nesting in a body; default 64' })),
+                maxNodes: Type.Optional(Type.Integer({ minimum: 100, maximum: 10_000_000, description: 'most values in a body; default 100000' })),
+                maxAliases: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'most YAML aliases in a body; default 20' })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          api: Type.Optional(ListenerLimits),
+          agent: Type.Optional(ListenerLimits),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     conductor: Type.Optional(
       Type.Object(
         {
@@ -49,6 +102,13 @@ export const ServerConfigSchema = Type.Object(
           powerPollMs: Type.Optional(Millis('how often power is read back after a change')),
           agentPollMs: Type.Optional(Millis('how often a running agent operation is polled')),
           agentBootTimeoutMs: Type.Optional(Millis('how long to wait for a booted agent')),
+          agentLostAfterMs: Type.Optional(
+            Type.Integer({
+              minimum: 60_000,
+              maximum: 24 * 3600 * 1000,
+              description: 'an agent silent this long (no heartbeat, poll or report; it heartbeats every 30 s) is lost and its inspection, deploy or cleaning fails; default 300000 (5 min)',
+            }),
+          ),
           idleRecheckMs: Type.Optional(Millis('how often resting hosts are compared with their spec')),
           maxConcurrentDeploys: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'deploys running at once across all conductors; default 250' })),
           maxConcurrentCleanings: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'cleanings running at once across all conductors; default 50' })),
@@ -317,12 +377,26 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(a?.webhook ? { webhook: { url: a.webhook.url, ...(a.webhook.secret ? { secret: a.webhook.secret } : {}) } } : {}),
     ...(a?.alertRules ? { alertRules: a.alertRules } : {}),
   };
+  const body = config.limits?.body ?? {};
+  const bodyBounds = {
+    ...(body.maxDepth !== undefined ? { maxDepth: body.maxDepth } : {}),
+    ...(body.maxNodes !== undefined ? { maxNodes: body.maxNodes } : {}),
+    ...(body.maxAliases !== undefined ? { maxAliases: body.maxAliases } : {}),
+  };
+  const rateLimits = listenerLimits(config.limits?.api);
+  const agentRateLimits = listenerLimits(config.limits?.agent);
   const fake = config.fake?.enabled === false ? false : config.fake?.delays ? { delays: config.fake.delays } : undefined;
   return {
     ...(config.listen ? { listen: config.listen } : {}),
     ...(config.agentListen ? { agentListen: config.agentListen } : {}),
-    ...(config.agentApiUrl ? { agent: { apiUrl: config.agentApiUrl } } : {}),
+    ...(config.agentApiUrl || c.agentLostAfterMs !== undefined
+      ? { agent: { ...(config.agentApiUrl ? { apiUrl: config.agentApiUrl } : {}), ...(c.agentLostAfterMs !== undefined ? { agentLostAfterMs: c.agentLostAfterMs } : {}) } }
+      : {}),
     ...(config.database ? { database: config.database } : {}),
+    ...(body.maxBytes !== undefined ? { bodyLimit: body.maxBytes } : {}),
+    ...(Object.keys(bodyBounds).length > 0 ? { bodyBounds } : {}),
+    ...(rateLimits ? { rateLimits } : {}),
+    ...(agentRateLimits ? { agentRateLimits } : {}),
     ...(config.keyFile ? { keyFile: config.keyFile } : {}),
     ...(config.approvals ? { approvals: { ...config.approvals } } : {}),
     ...(Object.keys(conductor).length > 0 ? { conductor } : {}),
@@ -332,5 +406,17 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
     ...(config.oidc ? { oidc: { ...config.oidc } } : {}),
     ...(Object.keys(audit).length > 0 ? { audit } : {}),
     ...(config.images?.allowMd5Checksums !== undefined ? { policy: createPolicy({ allowMd5Checksums: config.images.allowMd5Checksums }) } : {}),
+  };
+}
+
+type ListenerLimitsDocument = Static<typeof ListenerLimits>;
+
+/** A listener's `limits.api` / `limits.agent` section as rate-limit.ts takes it (defaults fill the rest). */
+function listenerLimits(section: ListenerLimitsDocument | undefined): RateLimitConfig | undefined {
+  if (section === undefined) return undefined;
+  return {
+    ...(section.authFailures ? { authFailures: { ...section.authFailures } } : {}),
+    ...(section.requests?.default ? { default: section.requests.default } : {}),
+    ...(section.requests?.perRole ? { perRole: section.requests.perRole } : {}),
   };
 }

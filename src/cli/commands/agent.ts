@@ -11,8 +11,11 @@ import type { CommandContext } from '../context.js';
 interface AgentOptions {
   bootConfig?: string;
   bootIso?: string;
+  bootMedium?: string;
   machine?: string;
   iMeanItWriteDisks?: boolean;
+  disk?: string[];
+  networkUp?: boolean;
   backoffMs?: string;
   commandWaitSeconds?: string;
   minRootDiskBytes?: string;
@@ -26,22 +29,27 @@ export function registerAgent(program: Command, ctx: CommandContext): void {
     .description('run the on-host agent: serve one boot session of the agent API (inspection, deploy, cleaning)')
     .option('--boot-config <file>', 'the boot configuration as JSON (agent API URL, CA, token, host uid, boot id)')
     .option('--boot-iso <file>', 'the boot medium (ISO 9660) holding ingot/boot_config.json')
+    .option('--boot-medium <where>', 'the boot medium: a mounted directory, an ISO file, a block device, or auto (probe the block devices for the INGOT_AGENT volume)')
     .option('--machine <file>', 'a lab machine description (JSON: hardware and disk image files) instead of this host')
     .option('--i-mean-it-write-disks', 'allow writing this host\'s real block devices (Linux only)')
+    .option('--disk <name...>', 'only these block devices (e.g. sda nvme0n1) are disks for the agent')
+    .option('--network-up', 'configure the network first: keep what init set up, else DHCP (boot MAC first)')
     .option('--backoff-ms <initial,max>', 'retry delay after a failed call: first and largest, in ms (default 1000,60000)')
     .option('--command-wait-seconds <n>', 'long-poll wait to ask of the server (default: what lookup says)')
     .option('--min-root-disk-bytes <n>', 'smallest disk a deploy may choose as the root disk')
     .option('--conversion-min-free-memory-bytes <n>', 'free memory qemu-img conversion needs before it starts')
     .option('--conversion-memory-limit-bytes <n>', 'address-space limit for qemu-img conversion')
-    .addHelpText('after', '\nThe agent exits when its session ends (the server revoked its token) or on Ctrl-C.')
+    .addHelpText('after', '\nWithout a --boot-* option the agent reads INGOT_BOOT_CONFIG (a JSON file) or INGOT_BOOT_MEDIUM (as --boot-medium).\nThe agent exits when its session ends (the server revoked its token) or on Ctrl-C.')
     .action(
       ctx.run(async (opts: AgentOptions) => {
-        if (!opts.bootConfig === !opts.bootIso) throw new CliError('give exactly one of --boot-config FILE or --boot-iso FILE');
         const args = [
           ...(opts.bootConfig ? ['--boot-config', opts.bootConfig] : []),
           ...(opts.bootIso ? ['--boot-iso', opts.bootIso] : []),
+          ...(opts.bootMedium ? ['--boot-medium', opts.bootMedium] : []),
           ...(opts.machine ? ['--machine', opts.machine] : []),
           ...(opts.iMeanItWriteDisks ? ['--i-mean-it-write-disks'] : []),
+          ...(opts.disk ?? []).flatMap((d) => ['--disk', d]),
+          ...(opts.networkUp ? ['--network-up'] : []),
           ...(opts.backoffMs !== undefined ? ['--backoff-ms', opts.backoffMs] : []),
           ...(opts.commandWaitSeconds !== undefined ? ['--command-wait-seconds', opts.commandWaitSeconds] : []),
           ...(opts.minRootDiskBytes !== undefined ? ['--min-root-disk-bytes', opts.minRootDiskBytes] : []),

@@ -30,8 +30,21 @@ function sameHash(stored: string, computed: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function unauthenticated(reason: string): IngotError {
-  return new IngotError('INGOT_ERR_UNAUTHENTICATED', `${reason}; send \`Authorization: Bearer <token>\` with a valid Ingot token (the first one is printed once by \`ingot server\` on first start)`);
+/**
+ * A refused credential. `credentialId` is set when the server knows the token (it exists but
+ * is revoked, expired or of the other listener's kind), so failures can be counted against
+ * that token rather than against everyone sharing the caller's address.
+ */
+export class UnauthenticatedError extends IngotError {
+  readonly credentialId: string | undefined;
+  constructor(reason: string, credentialId?: string) {
+    super('INGOT_ERR_UNAUTHENTICATED', `${reason}; send \`Authorization: Bearer <token>\` with a valid Ingot token (the first one is printed once by \`ingot server\` on first start)`);
+    this.credentialId = credentialId;
+  }
+}
+
+function unauthenticated(reason: string, credentialId?: string): UnauthenticatedError {
+  return new UnauthenticatedError(reason, credentialId);
 }
 
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
@@ -53,10 +66,10 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
         throw unauthenticated('the token is not known');
       }
       const at = now();
-      if (found.revokedAt) throw unauthenticated('the token was revoked');
-      if (found.expiresAt > 0 && found.expiresAt <= at) throw unauthenticated('the token has expired');
+      if (found.revokedAt) throw unauthenticated('the token was revoked', found.id);
+      if (found.expiresAt > 0 && found.expiresAt <= at) throw unauthenticated('the token has expired', found.id);
       // Agent tokens only work on the agent listener and API tokens only on the public one.
-      if (found.type !== expectedType) throw unauthenticated(`this is an ${found.type} token, not valid on this listener`);
+      if (found.type !== expectedType) throw unauthenticated(`this is an ${found.type} token, not valid on this listener`, found.id);
 
       const previous = lastTouched.get(found.id) ?? (found.lastUsedAt ? Date.parse(found.lastUsedAt) : 0);
       if (at - previous >= TOUCH_INTERVAL_MS) {
@@ -65,6 +78,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       }
       return {
         tokenId: found.id,
+        principal: found.principal ?? found.id,
         type: found.type,
         roles: found.type === 'agent' ? ['agent'] : found.roles,
         project: found.project,

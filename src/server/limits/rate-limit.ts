@@ -1,7 +1,13 @@
-// Request limits for the public API (issue 5):
-// - failed authentication is throttled per source address: after `maxFailures` failures in
-//   `windowMs`, requests from that address get 429 with Retry-After until the window ends,
-//   before any token lookup (slows guessing and keeps the audit trail from flooding);
+// Request limits for both listeners:
+// - failed authentication is throttled by who the failure is about. A credential the server
+//   knows (a revoked or expired token, or a token of the other listener's kind) is throttled
+//   by its own id: after `maxFailures` failures in `windowMs` it gets 429 with Retry-After
+//   until the window ends. A credential the server does not know (malformed, never issued,
+//   an OIDC token that does not verify) is throttled by source address, and all unknown
+//   credentials together by `maxUnknownTotal`, so guessing from many addresses is slowed too.
+//   A valid credential is never throttled for failures, whoever failed beside it: the check
+//   runs only after a lookup has found the presented credential invalid (docs/security.md,
+//   "Failed logins", has the trade-off);
 // - each authenticated identity (token id) has a token bucket (capacity = burst, refilled at
 //   `perSecond`); an empty bucket answers 429 with Retry-After (RFC 6585 section 4, RFC 9110
 //   section 10.2.3). The bucket size comes from the identity's roles (the most generous one).
@@ -16,9 +22,17 @@ export interface BucketConfig {
   perSecond: number;
 }
 
+export interface AuthFailureConfig {
+  /** Failures allowed per credential (known) or per address (unknown credentials) in a window. */
+  maxFailures?: number;
+  windowMs?: number;
+  /** Failures with unknown credentials allowed from all addresses together in a window. */
+  maxUnknownTotal?: number;
+}
+
 export interface RateLimitConfig {
-  authFailures?: { maxFailures?: number; windowMs?: number };
-  /** Bucket per role; an identity gets the largest bucket among its roles, else `default`. */
+  authFailures?: AuthFailureConfig;
+  /** Bucket per role (merged over the defaults); an identity gets the largest bucket among its roles, else `default`. */
   perRole?: Record<string, BucketConfig>;
   default?: BucketConfig;
   /** Tracked addresses / identities at most (oldest dropped). Default 10,000. */
@@ -28,7 +42,7 @@ export interface RateLimitConfig {
 }
 
 export const DEFAULT_RATE_LIMITS = {
-  authFailures: { maxFailures: 10, windowMs: 60_000 },
+  authFailures: { maxFailures: 10, windowMs: 60_000, maxUnknownTotal: 300 },
   perRole: {
     'platform-admin': { burst: 200, perSecond: 50 },
     controller: { burst: 200, perSecond: 50 },
@@ -45,11 +59,19 @@ export class RateLimitedError extends IngotError {
   }
 }
 
+/** Agent listener: one-boot tokens heartbeat, long-poll and report; a loop gone wrong must not flood. */
+export const DEFAULT_AGENT_RATE_LIMITS: RateLimitConfig = {
+  authFailures: DEFAULT_RATE_LIMITS.authFailures,
+  perRole: { agent: { burst: 100, perSecond: 20 } },
+  default: { burst: 100, perSecond: 20 },
+};
+
+/** Whom a failed authentication is counted against. */
+export type FailureSubject = { credentialId: string } | { address: string };
+
 export interface RateLimiter {
-  /** Throws RateLimitedError when `address` has failed authentication too often recently. */
-  checkAddress(address: string): void;
-  /** Counts one failed authentication from `address`. */
-  recordAuthFailure(address: string): void;
+  /** Counts one failed authentication, then throws RateLimitedError when the subject failed too often recently. */
+  recordAuthFailure(subject: FailureSubject): void;
   /** Takes one request from the identity's bucket or throws RateLimitedError. */
   take(identityKey: string, roles: readonly string[]): void;
 }
@@ -72,7 +94,9 @@ export function createRateLimiter(config: RateLimitConfig = {}): RateLimiter {
   const now = config.now ?? Date.now;
   const maxFailures = config.authFailures?.maxFailures ?? DEFAULT_RATE_LIMITS.authFailures.maxFailures;
   const windowMs = config.authFailures?.windowMs ?? DEFAULT_RATE_LIMITS.authFailures.windowMs;
-  const perRole = config.perRole ?? DEFAULT_RATE_LIMITS.perRole;
+  const maxUnknownTotal = config.authFailures?.maxUnknownTotal ?? DEFAULT_RATE_LIMITS.authFailures.maxUnknownTotal;
+  // Roles not named keep their default bucket.
+  const perRole = { ...DEFAULT_RATE_LIMITS.perRole, ...config.perRole };
   const fallback = config.default ?? DEFAULT_RATE_LIMITS.default;
   const maxEntries = config.maxEntries ?? 10_000;
   for (const [role, b] of Object.entries({ ...perRole, default: fallback })) {
@@ -91,24 +115,36 @@ export function createRateLimiter(config: RateLimitConfig = {}): RateLimiter {
   }
 
   return {
-    checkAddress(address) {
-      const entry = failures.get(address);
-      if (!entry) return;
+    recordAuthFailure(subject) {
       const t = now();
-      if (t - entry.windowStart >= windowMs) {
-        failures.delete(address);
+      const count = (key: string): number => {
+        const entry = failures.get(key);
+        const next = !entry || t - entry.windowStart >= windowMs ? { windowStart: t, count: 1 } : { windowStart: entry.windowStart, count: entry.count + 1 };
+        failures.set(key, next);
+        return next.count;
+      };
+      const retryAfter = (key: string): number => Math.max(1, Math.ceil((failures.get(key)!.windowStart + windowMs - t) / 1000));
+      const window = `${Math.round(windowMs / 1000)}s`;
+      if ('credentialId' in subject) {
+        const key = `credential:${subject.credentialId}`;
+        const n = count(key);
+        if (n > maxFailures) {
+          const retry = retryAfter(key);
+          throw new RateLimitedError(`this token failed authentication ${n} times in ${window} (it is revoked, expired or meant for the other listener); retry after ${retry}s with a valid token`, retry);
+        }
         return;
       }
-      if (entry.count >= maxFailures) {
-        const retry = Math.max(1, Math.ceil((entry.windowStart + windowMs - t) / 1000));
-        throw new RateLimitedError(`too many failed authentications from your address (${entry.count} in ${Math.round(windowMs / 1000)}s); retry after ${retry}s with a valid token`, retry);
+      const key = `address:${subject.address}`;
+      const n = count(key);
+      const total = count('unknown');
+      if (n > maxFailures) {
+        const retry = retryAfter(key);
+        throw new RateLimitedError(`too many failed authentications with unknown tokens from your address (${n} in ${window}); retry after ${retry}s with a valid token`, retry);
       }
-    },
-    recordAuthFailure(address) {
-      const t = now();
-      const entry = failures.get(address);
-      if (!entry || t - entry.windowStart >= windowMs) failures.set(address, { windowStart: t, count: 1 });
-      else failures.set(address, { windowStart: entry.windowStart, count: entry.count + 1 });
+      if (total > maxUnknownTotal) {
+        const retry = retryAfter('unknown');
+        throw new RateLimitedError(`too many failed authentications with unknown tokens from all addresses (${total} in ${window}); retry after ${retry}s with a valid token`, retry);
+      }
     },
     take(identityKey, roles) {
       const b = bucketFor(roles);

@@ -464,20 +464,39 @@ export function resourceRoutes<Spec>(ctx: ApiContext, def: ResourceKindRoutes<Sp
       handler: async (request, reply) => {
         const project = projectOf(request);
         const name = itemName(request);
-        const row = await store.transaction(async (tx) => {
-          await requireProject(tx, project);
-          const existing = await tx.get({ kind, project, name });
-          if (!existing) throw notFound(kind, name);
-          if (existing.deletionTimestamp) return existing;
-          await def.checkDelete?.(tx, existing);
-          if (def.deletion === 'finalize') return tx.replace({ ...existing, deletionTimestamp: new Date().toISOString() });
-          await tx.remove({ kind, project, name }, existing.resourceVersion);
-          return existing;
-        });
+        const row = await unconditionally(() =>
+          store.transaction(async (tx) => {
+            await requireProject(tx, project);
+            const existing = await tx.get({ kind, project, name });
+            if (!existing) throw notFound(kind, name);
+            if (existing.deletionTimestamp) return existing;
+            await def.checkDelete?.(tx, existing);
+            if (def.deletion === 'finalize') return tx.replace({ ...existing, deletionTimestamp: new Date().toISOString() });
+            await tx.remove({ kind, project, name }, existing.resourceVersion);
+            return existing;
+          }),
+        );
         return reply.code(def.deletion === 'finalize' ? 202 : 200).send(view(row, request.identity!));
       },
     });
   };
+}
+
+/**
+ * Runs a write the caller made without a precondition again when a controller changed the
+ * row between our read and our write (another process on PostgreSQL, say): the user asked for
+ * no particular version, so that race is not theirs to resolve. Bounded: a row that changes
+ * on every attempt still answers 409.
+ */
+async function unconditionally<T>(write: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      const changedMeanwhile = error instanceof IngotError && error.code === 'INGOT_ERR_CONFLICT' && /has resourceVersion \d+, not \d+/.test(error.message);
+      if (!changedMeanwhile || attempt >= attempts) throw error;
+    }
+  }
 }
 
 /** Registers a kind's routes on a server (the plugin form keeps route prefixes out of the kinds). */

@@ -85,7 +85,7 @@ export async function addToken(store: Store, roles: string[], opts: { type?: 'ap
 }
 
 export async function startApiFixture(
-  options: { policy?: Policy; bodyLimit?: number; watchPollMs?: number; watchHeartbeatMs?: number; rateLimits?: RateLimitConfig; now?: () => number; maxTokenLifetimeSeconds?: number; approvals?: Partial<ApprovalConfig> | false } = {},
+  options: { policy?: Policy; bodyLimit?: number; watchPollMs?: number; watchHeartbeatMs?: number; rateLimits?: RateLimitConfig; agentRateLimits?: RateLimitConfig; now?: () => number; maxTokenLifetimeSeconds?: number; approvals?: Partial<ApprovalConfig> | false } = {},
 ): Promise<ApiFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ingot-api-'));
   const store = await openStore({ database: join(dir, 'ingot.db') });
@@ -117,7 +117,7 @@ export async function startApiFixture(
     ...(options.watchPollMs ? { watchPollMs: options.watchPollMs } : {}),
     ...(options.watchHeartbeatMs ? { watchHeartbeatMs: options.watchHeartbeatMs } : {}),
   });
-  const agentApp = buildAgentServer({ store, policy, log });
+  const agentApp = buildAgentServer({ store, policy, log, audit, rateLimits: options.agentRateLimits ?? false });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const agentUrl = await agentApp.listen({ host: '127.0.0.1', port: 0 });
   const adminToken = await addToken(store, ['platform-admin']);
