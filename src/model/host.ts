@@ -153,8 +153,8 @@ export interface HostStatus {
   goodCredentials?: { name: string; version: number };
   /** Set when the host awaits something outside its control (a concurrency cap, backoff). */
   waitingFor?: string;
-  /** Progress of the current long step, 0-100, for CLI progress bars. */
-  progress?: { step: string; percent: number };
+  /** Progress of the current long step, 0-100, for CLI progress bars; `message` is the agent's current sub-step (e.g. "erasing the metadata of 3 partitions and containers on sda"). */
+  progress?: { step: string; percent: number; message?: string };
   /** When the conductor should look again (backoff). */
   nextAttemptAt?: string;
   /** Step-internal bookkeeping that must survive a conductor restart (e.g. which sub-step is done). */
