@@ -159,7 +159,8 @@ describe('conductor lifecycle', () => {
     expect(cleaned.provisioning.image).toBeUndefined();
     expect(cleaned.operationHistory.deprovision?.end).toBeDefined();
     expect(fleet.machine('node-1').disk.written).toBeUndefined();
-    expect(fleet.machine('node-1').disk.cleans.map((c) => c.mode)).toEqual(['metadata']);
+    // Once on the way to available (first enrolment), once after the tenant.
+    expect(fleet.machine('node-1').disk.cleans.map((c) => c.mode)).toEqual(['metadata', 'metadata']);
 
     // 5. Exactly one event per transition, in order.
     expect(await transitions('node-1')).toEqual([
@@ -245,11 +246,13 @@ describe('conductor lifecycle', () => {
   it('a host whose cleaning fails never reaches available until cleaning succeeds', async () => {
     const fleet = new FakeFleet({ delays: FAST_DELAYS });
     start(fleet);
-    await createHost('fail-clean-1', { image: IMAGE });
+    // Enrolled as known clean (every clean of this fake host fails), cleaned after its tenant.
+    await createHost('fail-clean-1', { image: IMAGE, automatedCleaningMode: 'disabled' });
     await conductors[0]!.start();
     await stateIs('fail-clean-1', 'provisioned');
     await edit('fail-clean-1', (r) => {
       delete r.spec.image;
+      r.spec.automatedCleaningMode = 'metadata';
     });
     // Several failed cleanings, each retried from deprovisioning.
     await waitFor('three failed cleanings', async () => {
@@ -318,7 +321,7 @@ describe('conductor lifecycle', () => {
     for (const n of names) {
       expect(await transitions(n)).toEqual([...TO_AVAILABLE, 'available>provisioning', 'provisioning>provisioned']);
       const ops = Object.values(fleet.machine(n).operations).map((o) => o.kind);
-      expect(ops).toEqual(['inspect', 'deploy']);
+      expect(ops).toEqual(['inspect', 'clean', 'deploy']);
     }
     // Both conductors were running and contending for the same hosts.
     expect(a.metrics['lease-busy'] + b.metrics['lease-busy']).toBeGreaterThan(0);

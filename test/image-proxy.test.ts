@@ -183,7 +183,7 @@ describe('images through the conductor (downloadSource: local)', () => {
     }
     await queue.finish(hostA);
     expect((await agent).reason).toBe('session-ended');
-    expect(poll).toEqual({ state: 'done', rootDevice: '/dev/vda' });
+    expect(poll).toMatchObject({ state: 'done', rootDevice: '/dev/vda' });
     const disk = readFileSync(diskFile);
     const body = (b: Buffer) => b.subarray(FIRST_USABLE_LBA * 512, IMAGE_BYTES - 33 * 512);
     expect(body(disk).equals(body(raw))).toBe(true);

@@ -159,12 +159,16 @@ async function lifecycle(i: number, image: ImageSpec, expected: Buffer): Promise
   expect(lab.lab.agents?.runningSystems).not.toContain(id);
 }
 
+// Each lifecycle boots the agent three times (inspect + first clean, deploy, clean): room for a
+// loaded machine. A wait for a state, not a timing assertion.
+const LIFECYCLE_TIMEOUT_MS = 180_000;
+
 describe('lab hosts deployed by the real agent', () => {
   it('qcow2: inspected in-band, provisioned (disk equals the converted image, config drive with user data), deprovisioned', async () => {
     await lifecycle(0, { url: `${imageBase}/image.qcow2`, checksum: sha256(qcow2), checksumType: 'sha256', format: 'qcow2' }, converted);
-  });
+  }, LIFECYCLE_TIMEOUT_MS);
 
   it('raw: the same lifecycle with a raw image written straight to the disk', async () => {
     await lifecycle(1, { url: `${imageBase}/image.raw`, checksum: sha256(raw), checksumType: 'sha256', format: 'raw' }, raw);
-  });
+  }, LIFECYCLE_TIMEOUT_MS);
 });

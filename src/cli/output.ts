@@ -88,7 +88,7 @@ export function describeHost(host: Host, now = Date.now()): string {
     ['Target', s.provisioning?.target],
     ['Power', `${hostPower(host)} (desired: ${spec.online ? 'on' : 'off'})`],
     ['Error', s.errorType ? `${s.errorType}: ${s.errorMessage}` : undefined],
-    ['Progress', s.progress ? `${s.progress.step} ${s.progress.percent}%` : undefined],
+    ['Progress', s.progress ? `${s.progress.step} ${s.progress.percent}%${s.progress.message ? `: ${s.progress.message}` : ''}` : undefined],
     ['Waiting for', s.waitingFor],
     ['BMC', spec.bmc ? `${spec.bmc.address} (credentials: ${spec.bmc.credentialsName})` : 'none (unmanaged)'],
     ['Boot MAC', spec.bootMACAddress],

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Host } from '../model/host.js';
 import { ProgressReporter } from './progress.js';
 
-function h(name: string, state: string, progress?: { step: string; percent: number }): Host {
+function h(name: string, state: string, progress?: { step: string; percent: number; message?: string }): Host {
   return {
     metadata: { name },
     status: { provisioning: { state }, progress },
@@ -22,6 +22,17 @@ describe('ProgressReporter', () => {
     p.deleted('r1-n07');
     p.stop();
     expect(text).toBe('r1-n07: registering (0.0s)\nr1-n07: registering -> inspecting (3.2s)\nr1-n07: inspecting -> deleted (4.0s)\n');
+  });
+
+  it('prints each new step of a long operation on its own line (what cleaning is doing)', () => {
+    let text = '';
+    const p = new ProgressReporter({ write: (t) => void (text += t) }, { tty: false, now: () => 0, started: 0 });
+    p.update(h('n1', 'deprovisioning'));
+    p.update(h('n1', 'deprovisioning', { step: 'clean', percent: 0, message: 'erasing the metadata of 3 partitions and containers on sda' }));
+    p.update(h('n1', 'deprovisioning', { step: 'clean', percent: 40, message: 'erasing the metadata of 3 partitions and containers on sda' }));
+    p.update(h('n1', 'deprovisioning', { step: 'clean', percent: 50, message: 'verifying the erase of sda' }));
+    p.stop();
+    expect(text).toBe('n1: deprovisioning (0.0s)\nn1: erasing the metadata of 3 partitions and containers on sda (0.0s)\nn1: verifying the erase of sda (0.0s)\n');
   });
 
   it('rewrites a single line on a terminal, with step, percent and elapsed time', () => {

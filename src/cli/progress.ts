@@ -15,7 +15,7 @@ export class ProgressReporter {
   readonly #tty: boolean;
   readonly #started: number;
   readonly #now: () => number;
-  readonly #hosts = new Map<string, { state: string; step?: string; percent?: number; waitingFor?: string }>();
+  readonly #hosts = new Map<string, { state: string; step?: string; percent?: number; message?: string; waitingFor?: string }>();
   #timer: NodeJS.Timeout | undefined;
   #lineShown = false;
 
@@ -33,11 +33,13 @@ export class ProgressReporter {
     const name = host.metadata.name;
     const state = host.status?.provisioning?.state ?? 'unknown';
     const prev = this.#hosts.get(name);
-    const next = { state, step: host.status?.progress?.step, percent: host.status?.progress?.percent, waitingFor: host.status?.waitingFor };
+    const next = { state, step: host.status?.progress?.step, percent: host.status?.progress?.percent, message: host.status?.progress?.message, waitingFor: host.status?.waitingFor };
     this.#hosts.set(name, next);
     if (this.#tty) return this.#redraw();
     if (!prev) this.#line(`${name}: ${state}${next.waitingFor ? ` (waiting for ${next.waitingFor})` : ''} (${this.#elapsed()})`);
     else if (prev.state !== state) this.#line(`${name}: ${prev.state} -> ${state} (${this.#elapsed()})`);
+    // Each new step of a long operation (erasing partitions of /dev/sda, verifying…) on its own line.
+    if (next.message && next.message !== prev?.message) this.#line(`${name}: ${next.message} (${this.#elapsed()})`);
   }
 
   /** Marks a host as gone (deleted). */

@@ -281,8 +281,12 @@ export interface IngotClient {
     apply(input: HostInput): Promise<ApplyResult<Host>>;
     /** JSON merge patch (RFC 7396): null removes a field. */
     patch(name: string, patch: Record<string, unknown>): Promise<Host>;
-    /** Asks for deletion (202); the conductor powers the host off and removes it. */
-    delete(name: string): Promise<Host | undefined>;
+    /**
+     * Asks for deletion (202); the conductor cleans (where a tenant's data may be), powers the
+     * host off and removes it. `force` deletes a host a claim holds: held for a second admin's
+     * approval (the answer is then an Approval).
+     */
+    delete(name: string, options?: { force?: boolean }): Promise<Host | undefined>;
     events(name: string, options?: { afterId?: number; limit?: number }): Promise<HostEvent[]>;
     watch(options?: WatchOptions): AsyncIterableIterator<WatchEvent<Host>>;
   };
@@ -644,8 +648,8 @@ export function createClient(options: ClientOptions): IngotClient {
       },
       patch: async (name, patch) =>
         (await request<Host>('PATCH', `/api/v1/hosts/${enc(name)}`, { body: patch, contentType: 'application/merge-patch+json' })).body,
-      delete: async (name) => {
-        const res = await request<Host | undefined>('DELETE', `/api/v1/hosts/${enc(name)}`);
+      delete: async (name, o = {}) => {
+        const res = o.force ? await request<Host | undefined>('POST', `/api/v1/hosts/${enc(name)}/force-delete`) : await request<Host | undefined>('DELETE', `/api/v1/hosts/${enc(name)}`);
         return res.body && typeof res.body === 'object' ? res.body : undefined;
       },
       events: async (name, o = {}) => {

@@ -274,6 +274,7 @@ export async function applyOutcome(deps: EngineDeps, row: StoredResource, host: 
         return { ...base, outcome: 'gone' };
       }
       applyTransition(status, from, to, outcome.event, nowIso);
+      if (outcome.carry) status.stepState = { ...outcome.carry };
       event({ type: 'Normal', reason: 'StateChanged', fromState: from, toState: to, message });
       for (const note of outcome.events ?? []) event(note);
       return write(deps, row, status, events, { ...base, state: to, requeueAfterMs: action.requeueAfterMs });

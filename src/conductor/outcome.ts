@@ -20,7 +20,15 @@ export type Outcome =
   /** The handler changed status (progress, stepState, poweredOn): persist it and continue soon. */
   | { kind: 'save'; events?: EventNote[] }
   /** The step is done: move along the edge `event` (checked against TRANSITIONS). `to` only for error --retry-->. */
-  | { kind: 'advance'; event: HostEvent; to?: HostState; message?: string; events?: EventNote[] }
+  | {
+      kind: 'advance';
+      event: HostEvent;
+      to?: HostState;
+      message?: string;
+      events?: EventNote[];
+      /** stepState the next state starts with (e.g. an agent session handed from inspecting to preparing's clean). */
+      carry?: Record<string, unknown>;
+    }
   /** The hardware or agent said no: error state with `errorType`, retried after backoff. */
   | { kind: 'failed'; errorType: ErrorType; message: string; remember?: Record<string, unknown> }
   /** Could not ask (BMC unreachable, agent not up): count it, back off, no state change. */

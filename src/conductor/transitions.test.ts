@@ -31,6 +31,7 @@ const LEGAL: Array<[HostState, HostEvent, TransitionTarget]> = [
   ['available', 'fail', 'error'],
   ['available', 'delete', 'powering-off-before-delete'],
   ['provisioning', 'provisioned', 'provisioned'],
+  ['provisioning', 'deprovision', 'deprovisioning'],
   ['provisioning', 'fail', 'error'],
   ['provisioning', 'delete', 'powering-off-before-delete'],
   ['provisioned', 'deprovision', 'deprovisioning'],

@@ -109,6 +109,7 @@ export const TRANSITIONS: Record<HostState, Partial<Record<HostEvent, EdgeTarget
   },
   provisioning: {
     provisioned: 'provisioned', // provisioning.ts: image written, boot device set, power per spec.online
+    deprovision: 'deprovisioning', // handlers/index.ts: deleted mid-deploy, the disk may hold part of an image
     fail: 'error', // engine, on provisioning.ts `failed` (provisioning)
     delete: 'powering-off-before-delete',
   },

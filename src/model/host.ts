@@ -31,6 +31,12 @@ export const ERROR_TYPES = [
 ] as const;
 export type ErrorType = (typeof ERROR_TYPES)[number];
 
+/**
+ * Set on a host by the force-delete route only (never by a spec or metadata write): the delete
+ * goes ahead although a claim holds the host, and after one failed cleaning attempt.
+ */
+export const FORCE_DELETE_ANNOTATION = 'ingot.dev/force-delete';
+
 export const BOOT_MODES = ['UEFI', 'UEFISecureBoot', 'legacy'] as const;
 export const CLEANING_MODES = ['metadata', 'full', 'disabled'] as const;
 export const CHECKSUM_TYPES = ['sha256', 'sha512', 'md5'] as const;
@@ -154,8 +160,8 @@ export interface HostStatus {
   goodCredentials?: { name: string; version: number };
   /** Set when the host awaits something outside its control (a concurrency cap, backoff). */
   waitingFor?: string;
-  /** Progress of the current long step, 0-100, for CLI progress bars. */
-  progress?: { step: string; percent: number };
+  /** Progress of the current long step, 0-100, for CLI progress bars; `message` is the agent's current sub-step (e.g. "erasing the metadata of 3 partitions and containers on sda"). */
+  progress?: { step: string; percent: number; message?: string };
   /** When the conductor should look again (backoff). */
   nextAttemptAt?: string;
   /** Step-internal bookkeeping that must survive a conductor restart (e.g. which sub-step is done). */

@@ -73,14 +73,15 @@ export function registerHosts(program: Command, ctx: CommandContext): void {
 
   host
     .command('delete')
-    .description('delete a host: the conductor powers it off and removes it')
+    .description('delete a host: the conductor cleans it (if a tenant may have left data), powers it off and removes it')
     .argument('<name>')
+    .option('--force', 'delete it although a claim holds it (always held for a second admin\'s approval)')
     .option('--wait', 'wait until the host is gone')
     .option('--timeout <duration>', 'how long --wait waits', '30m')
-    .action(ctx.run(async (name: string, opts: { wait?: boolean; timeout?: string }) => {
+    .action(ctx.run(async (name: string, opts: { wait?: boolean; timeout?: string; force?: boolean }) => {
       if (opts.wait) parseDuration(opts.timeout ?? '30m');
       const client = ctx.client();
-      const answer = (await client.hosts.delete(name)) as { kind?: string; id?: string; message?: string } | undefined;
+      const answer = (await client.hosts.delete(name, { force: opts.force === true })) as { kind?: string; id?: string; message?: string } | undefined;
       if (answer?.kind === 'Approval') {
         // The two-person rule held it (src/server/approvals/): nothing was deleted.
         ctx.out.write(`host/${name} deletion held for approval ${answer.id}: ${answer.message ?? 'another admin must approve it'}\n`);

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { deriveCapabilities } from '../../model/capabilities.js';
-import { HOST_STATES, type HostState } from '../../model/host.js';
+import { FORCE_DELETE_ANNOTATION, HOST_STATES, type HostState } from '../../model/host.js';
 import type { Outcome } from '../outcome.js';
 import { DELETION_STATES } from '../transitions.js';
 import { CERT_VERIFICATION_DISABLED } from './registering.js';
@@ -20,7 +20,7 @@ interface Row {
   /** once: a single handler run; drive: until it settles. */
   mode?: 'once' | 'drive';
   expect: Partial<Outcome> & { message?: unknown; cause?: unknown };
-  then?: (result: { host: Host; outcome: Outcome }, h: Harness) => void;
+  then?: (result: { host: Host; outcome: Outcome }, h: Harness) => void | Promise<void>;
   /** Replaces the harness's driver registry (e.g. withoutAgent). */
   drivers?: (base: DriverRegistry) => DriverRegistry;
   /** Handler config beside the harness's defaults. */
@@ -33,7 +33,7 @@ function table(rows: Row[]) {
     row.arrange?.(h);
     const result = row.mode === 'drive' ? await h.drive(row.given()) : await h.run(row.given());
     expect(result.outcome).toMatchObject(row.expect);
-    row.then?.(result, h);
+    await row.then?.(result, h);
   });
 }
 
@@ -107,8 +107,8 @@ describe('registering', () => {
 describe('inspecting', () => {
   table([
     {
-      name: 'boots the agent, records the inventory, powers off, advances',
-      given: () => host('inspecting'),
+      name: 'boots the agent, records the inventory, powers off, advances (cleaning disabled: nothing follows)',
+      given: () => host('inspecting').withSpec({ automatedCleaningMode: 'disabled' }),
       mode: 'drive',
       expect: { kind: 'advance', event: 'inspected' },
       then: ({ host }, h) => {
@@ -120,6 +120,25 @@ describe('inspecting', () => {
         expect(m.power).toBe('off');
         expect(m.agent.sessionsFinished).toBe(1);
         expect(Object.values(m.operations).map((o) => o.kind)).toEqual(['inspect']);
+      },
+    },
+    {
+      name: 'cleaning follows: the agent stays up and its session is handed to preparing, which cleans without a second boot',
+      given: () => host('inspecting'),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'inspected', carry: expect.objectContaining({ agentBootVia: 'network' }) },
+      then: async ({ host: inspected }, h) => {
+        const m = h.fleet.machine('node-1');
+        expect(m.power).toBe('on');
+        expect(m.agent.sessionsFinished).toBe(0);
+        const prepared = host('preparing').withStatus({ ...inspected.status, provisioning: { state: 'preparing' }, stepState: { agentBootRequestedAt: h.clock.now(), agentBootVia: 'network' } });
+        const { outcome } = await h.drive(prepared);
+        expect(outcome).toMatchObject({ kind: 'advance', event: 'prepared' });
+        const after = h.fleet.machine('node-1');
+        expect(after.disk.cleans.map((c) => c.mode)).toEqual(['metadata']);
+        expect(after.bootCount).toBe(m.bootCount);
+        expect(after.agent.sessionsFinished).toBe(1);
+        expect(after.power).toBe('off');
       },
     },
     {
@@ -214,7 +233,26 @@ describe('inspecting', () => {
 });
 
 describe('preparing', () => {
-  table([{ name: 'nothing requested: prepared', given: () => host('preparing'), expect: { kind: 'advance', event: 'prepared' } }]);
+  table([
+    {
+      name: 'first enrolment: the disks are cleaned before the host is first available',
+      given: () => host('preparing'),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'prepared', message: expect.stringMatching(/^cleaned \(metadata\)/) },
+      then: (_r, h) => expect(h.fleet.machine('node-1').disk.cleans.map((c) => c.mode)).toEqual(['metadata']),
+    },
+    {
+      name: 'cleaning disabled (the admin says the disks are known clean): prepared at once',
+      given: () => host('preparing').withSpec({ automatedCleaningMode: 'disabled' }),
+      expect: { kind: 'advance', event: 'prepared', message: 'cleaning disabled by spec.automatedCleaningMode' },
+    },
+    {
+      name: 'no agent for this host: a preparation error naming the way out, nothing booted',
+      given: () => host('preparing'),
+      drivers: withoutAgent,
+      expect: { kind: 'failed', errorType: 'preparation', message: expect.stringMatching(/cleaning needs the Ingot agent; .*automatedCleaningMode: disabled/) },
+    },
+  ]);
 });
 
 describe('available', () => {
@@ -524,7 +562,8 @@ describe('error', () => {
 });
 
 describe('deletion', () => {
-  const states = HOST_STATES.filter((s) => !DELETION_STATES.has(s));
+  // Hosts whose disks may hold a tenant's data are cleaned on the way out (rows below).
+  const states = HOST_STATES.filter((s) => !DELETION_STATES.has(s) && !['provisioning', 'provisioned', 'deprovisioning'].includes(s));
   it.each(states)('%s with a deletion timestamp: delete', async (state: HostState) => {
     const h = harness();
     const { outcome } = await h.run(host(state).deleted());
@@ -532,6 +571,38 @@ describe('deletion', () => {
   });
 
   table([
+    { name: 'provisioned, deleted: deprovisions (cleans) first', given: () => host('provisioned').provisionedWith().deleted(), expect: { kind: 'advance', event: 'deprovision', message: 'deletion requested: cleaning the disks first' } },
+    { name: 'provisioning, deleted: deprovisions (cleans) first', given: () => host('provisioning').withImage().deleted(), expect: { kind: 'advance', event: 'deprovision' } },
+    { name: 'provisioned with cleaning disabled, deleted: straight to delete', given: () => host('provisioned').provisionedWith().withSpec({ automatedCleaningMode: 'disabled' }).deleted(), expect: { kind: 'advance', event: 'delete' } },
+    { name: 'deprovisioning, deleted: the cleaning goes on', given: () => host('deprovisioning').provisionedWith().deleted(), expect: { kind: 'save' } },
+    {
+      name: 'deprovisioning, deleted, cleaned: available, then the delete',
+      given: () => host('deprovisioning').provisionedWith().deleted(),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'deprovisioned', message: expect.stringMatching(/^cleaned \(metadata\)/) },
+      then: (_r, h) => expect(h.fleet.machine('node-1').disk.cleans).toHaveLength(1),
+    },
+    { name: 'failed deploy, deleted: cleans first', given: () => host('error').withImage().failed('provisioning', { from: 'provisioning' }).deleted(), expect: { kind: 'advance', event: 'retry', to: 'deprovisioning' } },
+    {
+      name: 'failed cleaning, deleted: the cleaning is retried after its backoff, not skipped',
+      given: () => host('error').failed('deprovisioning', { from: 'deprovisioning', dueInMs: 60_000 }).deleted(),
+      expect: { kind: 'wait' },
+    },
+    {
+      name: 'failed cleaning, force-deleted: deleted anyway with a Warning',
+      given: () => host('error').failed('deprovisioning', { from: 'deprovisioning', dueInMs: 60_000 }).deleted().withAnnotations({ [FORCE_DELETE_ANNOTATION]: 'admin' }),
+      expect: { kind: 'advance', event: 'delete', events: [expect.objectContaining({ type: 'Warning', reason: 'DeletedWithoutCleaning' })] },
+    },
+    {
+      name: 'force-deleted while cleaning cannot reach the BMC: gives up after the attempts, with a Warning',
+      given: () => host('deprovisioning').deleted().withAnnotations({ [FORCE_DELETE_ANNOTATION]: 'admin' }).withStatus({ errorCount: 5 }),
+      expect: { kind: 'advance', event: 'delete', events: [expect.objectContaining({ reason: 'DeletedWithoutCleaning' })] },
+    },
+    {
+      name: 'force-deleted provisioned host: still cleaned first',
+      given: () => host('provisioned').provisionedWith().deleted().withAnnotations({ [FORCE_DELETE_ANNOTATION]: 'admin' }),
+      expect: { kind: 'advance', event: 'deprovision' },
+    },
     {
       name: 'powering off: hard off, waits until it reads off',
       given: () => host('powering-off-before-delete').deleted(),

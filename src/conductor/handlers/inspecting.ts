@@ -1,8 +1,9 @@
 // inspecting, per spec.inspection (default: the server's `defaultInspection`):
 // - agent: boot the agent, let it report CPUs, memory, disks, NICs and firmware, store that in
-//   status.hardware, end the agent session and power the host off again. A host no agent can
-//   serve (no agent API in this server) is inspected out-of-band instead, unless its spec
-//   asks for the agent by name, which is then an inspection error.
+//   status.hardware, end the agent session and power the host off again (or, when preparing
+//   will clean, leave the agent running for it). A host no agent can serve (no agent API in
+//   this server) is inspected out-of-band instead, unless its spec asks for the agent by name,
+//   which is then an inspection error.
 // - bmc: read the inventory out-of-band through the BMC (no-agent.ts); nothing is booted.
 // - disabled: skip; status.hardware stays as it is.
 // Either way the capabilities node types select on are derived from the inventory as the step ends.
@@ -10,7 +11,8 @@ import { deriveCapabilities } from '../../model/capabilities.js';
 import type { Outcome } from '../outcome.js';
 import { guarded } from './failures.js';
 import { inspectOutOfBand } from './no-agent.js';
-import { bootAgent, finishAgent, powerTo, runAgentOperation } from './steps.js';
+import { cleaningMode } from './cleaning.js';
+import { bootAgent, finishAgent, powerTo, runAgentOperation, step, STEP } from './steps.js';
 import type { Handler, HandlerContext } from './types.js';
 
 export const inspecting: Handler = async (ctx) => withCapabilities(ctx, await inspect(ctx));
@@ -43,7 +45,23 @@ const inspect: Handler = (ctx) =>
           if (result.inventory) ctx.host.status.hardware = result.inventory;
         },
       })) ??
+      keepAgentForCleaning(ctx) ??
       (await finishAgent(ctx, bmc)) ??
       (await powerTo(ctx, bmc, 'off')) ?? { kind: 'advance', event: 'inspected', message: 'hardware inventory recorded' }
     );
   });
+
+/**
+ * preparing cleans next (cleaning.ts): the agent that inspected stays up and runs the clean,
+ * saving a second boot. Its session is handed over in stepState; preparing ends it.
+ */
+function keepAgentForCleaning(ctx: HandlerContext): Outcome | undefined {
+  if (cleaningMode(ctx) === 'disabled' || ctx.host.metadata.deletionTimestamp) return undefined;
+  const state = step(ctx.host.status);
+  return {
+    kind: 'advance',
+    event: 'inspected',
+    message: 'hardware inventory recorded; the agent stays up to clean the disks',
+    carry: { [STEP.agentBootAt]: ctx.clock.now(), [STEP.agentBootVia]: state[STEP.agentBootVia] },
+  };
+}

@@ -6,7 +6,7 @@
 // machine's power by hand.
 import type { Outcome } from '../outcome.js';
 import { outcomeOfError } from './failures.js';
-import { powerTo } from './steps.js';
+import { bootsFromVirtualMedia, powerTo, step } from './steps.js';
 import type { Handler } from './types.js';
 
 export const poweringOffBeforeDelete: Handler = async (ctx) => {
@@ -15,6 +15,14 @@ export const poweringOffBeforeDelete: Handler = async (ctx) => {
   let outcome: Outcome;
   try {
     const bmc = await ctx.bmc();
+    // A host deleted mid-operation may still have the agent's medium inserted: it goes before
+    // power does (powering off ends the agent session; deleting.ts ends any left).
+    const state = step(host.status);
+    if (bootsFromVirtualMedia(ctx, bmc) && !state.mediaEjected) {
+      await bmc.driver.media!.eject(bmc.target);
+      state.mediaEjected = true;
+      return { kind: 'save' };
+    }
     outcome = (await powerTo(ctx, bmc, 'off')) ?? { kind: 'advance', event: 'powered-off', message: 'powered off for deletion' };
   } catch (error) {
     outcome = outcomeOfError(error, 'power-management');

@@ -225,10 +225,11 @@ export async function runAgentOperation(
   switch (poll.state) {
     case 'running': {
       const percent = Math.max(0, Math.min(100, Math.round(poll.percent ?? 0)));
-      if (status.progress?.step === opts.progressStep && status.progress.percent === percent) {
+      const message = poll.message?.slice(0, 200);
+      if (status.progress?.step === opts.progressStep && status.progress.percent === percent && status.progress.message === message) {
         return { kind: 'wait', afterMs: ctx.config.agentPollMs };
       }
-      status.progress = { step: opts.progressStep, percent };
+      status.progress = { step: opts.progressStep, percent, ...(message ? { message } : {}) };
       return { kind: 'save' };
     }
     case 'failed':

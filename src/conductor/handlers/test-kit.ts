@@ -23,6 +23,7 @@ export class HostBuilder {
   spec: HostSpec;
   status: HostStatus;
   deletionTimestamp?: string;
+  annotations: Record<string, string> = {};
   constructor(
     state: HostState,
     readonly name: string,
@@ -77,6 +78,10 @@ export class HostBuilder {
     };
     return this;
   }
+  withAnnotations(annotations: Record<string, string>): this {
+    this.annotations = { ...this.annotations, ...annotations };
+    return this;
+  }
   deleted(): this {
     this.deletionTimestamp = new Date(Date.UTC(2026, 0, 1)).toISOString();
     return this;
@@ -89,7 +94,7 @@ export class HostBuilder {
         name: this.name,
         uid: `uid-${this.name}`,
         labels: {},
-        annotations: {},
+        annotations: { ...this.annotations },
         resourceVersion: '1',
         createdAt: '2026-01-01T00:00:00.000Z',
         updatedAt: '2026-01-01T00:00:00.000Z',

@@ -91,7 +91,7 @@ describe('booting the agent from virtual media', () => {
   it('inspecting: inserts a fresh medium, boots the CD once, ejects after finishing; the medium URL never reaches status', async () => {
     const calls: Calls = { log: [], prepared: 0 };
     const h = harness({ drivers: redfishLike(calls) });
-    const { outcome, host: done } = await h.drive(host('inspecting').withSpec({ bmc: { address: VM_ADDRESS, credentialsName: 'node-bmc' } }));
+    const { outcome, host: done } = await h.drive(host('inspecting').withSpec({ bmc: { address: VM_ADDRESS, credentialsName: 'node-bmc' }, automatedCleaningMode: 'disabled' }));
     expect(outcome).toMatchObject({ kind: 'advance', event: 'inspected' });
     expect(done.status.hardware?.cpu?.count).toBeGreaterThan(0);
     // 1. One boot: medium prepared, inserted, CD once, then power on.

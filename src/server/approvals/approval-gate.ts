@@ -54,7 +54,10 @@ declare module 'fastify' {
 /** The Store.admitWindowedAction window shared by every gate on the database. */
 export const DESTRUCTIVE_WINDOW_KIND = 'destructive-host-change';
 
-const HOST_WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>(['host:create', 'host:update', 'host:delete']);
+const HOST_WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>(['host:create', 'host:update', 'host:delete', 'host:force-delete']);
+
+/** Held for a second person every time, whatever the rate and the policy: taking a machine from a tenant. */
+const ALWAYS_HELD: ReadonlySet<Action> = new Set<Action>(['host:force-delete']);
 
 export function approvalResource(a: StoredApproval): Record<string, unknown> {
   return {
@@ -126,21 +129,24 @@ export class ApprovalGate {
         throw new IngotError('INGOT_ERR_FORBIDDEN', `action ${action} requires an approval by policy (approval:required), and approvals cover host changes only; ask an operator to change the policy`);
       }
       if (!writesHost) return;
+      const alwaysHeld = ALWAYS_HELD.has(action);
       const change = await this.#proposedChange(action, request);
-      const destructive = action === 'host:delete' || (change !== undefined && isDestructiveChange(change.existing, change.spec));
+      const destructive = action === 'host:delete' || alwaysHeld || (change !== undefined && isDestructiveChange(change.existing, change.spec));
       if (!request.approvalRequired && !destructive) return;
       // Only a change that would run may be held: an invalid one is refused now, not approved
       // later and then refused (nor does it take a place in the destructive window).
-      if (action !== 'host:delete') await this.#validate(request, change);
+      if (action !== 'host:delete' && !alwaysHeld) await this.#validate(request, change);
       const now = this.#now();
-      if (!request.approvalRequired) {
+      if (!request.approvalRequired && !alwaysHeld) {
         const windowMs = Math.max(1, Math.round(this.config.windowSeconds * 1000));
         const limit = Math.max(0, Math.floor(this.config.destructiveThreshold));
         if (await this.#store.admitWindowedAction(DESTRUCTIVE_WINDOW_KIND, now, windowMs, limit)) return;
       }
       const target = auditTarget(action, request);
       if (!target.name) target.name = nameFromBody(request.body);
-      const cause = request.approvalRequired
+      const cause = alwaysHeld
+        ? `${action} always needs a second admin's approval`
+        : request.approvalRequired
         ? `the policy rule for ${action} says approval:required`
         : `more than ${this.config.destructiveThreshold} destructive changes within ${this.config.windowSeconds}s`;
       const approval: StoredApproval = {

@@ -56,6 +56,7 @@ const EXPECTED: Record<string, { action: string; allowed: readonly string[] | '@
   'PUT /api/v1/hosts/:name': { action: 'host:update', allowed: ['platform-admin', 'controller'] },
   'PATCH /api/v1/hosts/:name': { action: 'host:update', allowed: ['platform-admin', 'controller'] },
   'DELETE /api/v1/hosts/:name': { action: 'host:delete', allowed: ADMIN },
+  'POST /api/v1/hosts/:name/force-delete': { action: 'host:force-delete', allowed: ADMIN },
   'GET /api/v1/hosts/:name/events': { action: 'host:get', allowed: READ },
   'GET /api/v1/secrets': { action: 'secret:list', allowed: READ },
   'POST /api/v1/secrets': { action: 'secret:create', allowed: ADMIN },

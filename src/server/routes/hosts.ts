@@ -4,9 +4,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { API_VERSION, Name } from '../../model/envelope.js';
 import { conflict, IngotError, notFound, validationError } from '../../model/errors.js';
-import { HostInput, initialHostStatus, type HostSpec } from '../../model/host.js';
+import { FORCE_DELETE_ANNOTATION, HostInput, initialHostStatus, type HostSpec } from '../../model/host.js';
 import { parseLabelSelector } from '../../model/label-selector.js';
-import type { StoredResource } from '../../store/store.js';
+import type { Store, StoredResource } from '../../store/store.js';
 import { admitHost } from '../admission/host-admission.js';
 import { checkReservedMetadata } from '../admission/reserved-metadata.js';
 import { authorize } from '../auth/policy.js';
@@ -119,6 +119,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       handler: async (request, reply) => {
         const body = request.body;
         checkReservedMetadata(request.identity!, { labels: {}, annotations: {} }, { labels: body.metadata.labels ?? {}, annotations: body.metadata.annotations ?? {} });
+        checkForceDeleteAnnotation({}, body.metadata.annotations ?? {});
         const created = await store.transaction(async (tx) => {
           await admitHost(tx, body, admission);
           return tx.create({
@@ -176,6 +177,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
               throw new IngotError('INGOT_ERR_CONFLICT', `Host "${name}" does not exist, but metadata.resourceVersion ${expected} was given; remove metadata.resourceVersion to create it`);
             }
             checkReservedMetadata(request.identity!, { labels: {}, annotations: {} }, { labels: body.metadata.labels ?? {}, annotations: body.metadata.annotations ?? {} });
+            checkForceDeleteAnnotation({}, body.metadata.annotations ?? {});
             await admitHost(tx, body, admission);
             const created = await tx.create({
               kind: KIND,
@@ -190,6 +192,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
           }
           checkWritable(existing, expected);
           checkReservedMetadata(request.identity!, existing, { labels: body.metadata.labels ?? {}, annotations: body.metadata.annotations ?? {} });
+          checkForceDeleteAnnotation(existing.annotations, body.metadata.annotations ?? {});
           await admitHost(tx, body, admission);
           const updated = await tx.replace({
             ...existing,
@@ -232,6 +235,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
           }
           const spec = next.spec as HostSpec;
           checkReservedMetadata(request.identity!, existing, next.metadata);
+          checkForceDeleteAnnotation(existing.annotations, next.metadata.annotations);
           await admitHost(tx, { metadata: next.metadata, spec }, admission);
           return tx.replace({ ...existing, labels: next.metadata.labels, annotations: next.metadata.annotations, spec: spec as Record<string, unknown> });
         });
@@ -257,7 +261,43 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
           const existing = await tx.get({ kind: KIND, project: PLATFORM, name });
           if (!existing) throw notFound(KIND, name);
           if (existing.deletionTimestamp) return existing;
+          const claim = await holdingClaim(tx, existing);
+          if (claim) {
+            throw new IngotError(
+              'INGOT_ERR_CONFLICT',
+              `Host "${name}" is held by claim ${claim}: delete the claim first (the host is then cleaned and freed), or force the delete with \`ingot host delete ${name} --force\` (POST /api/v1/hosts/${name}/force-delete: admin only, a second admin must approve, the tenant loses the machine)`,
+            );
+          }
           return tx.replace({ ...existing, deletionTimestamp: new Date().toISOString() });
+        });
+        return reply.code(202).send(toEnvelope(host));
+      },
+    });
+
+    // Taking a machine from a tenant: the approval gate holds every such request for a second
+    // admin. The host is still cleaned before it goes (the conductor gives up only after a
+    // failed or unreachable cleaning, with a Warning event), and the claim turns failed.
+    app.route({
+      method: 'POST',
+      url: '/api/v1/hosts/:name/force-delete',
+      config: { action: 'host:force-delete' },
+      schema: {
+        summary: 'Delete a host even though a claim holds it (202; needs a second admin\'s approval)',
+        tags: ['hosts'],
+        params: NameParams,
+        response: documented({ 202: HostResource, ...errorResponses(404) }),
+      },
+      handler: async (request, reply) => {
+        const { name } = request.params;
+        const host = await store.transaction(async (tx) => {
+          const existing = await tx.get({ kind: KIND, project: PLATFORM, name });
+          if (!existing) throw notFound(KIND, name);
+          if (existing.deletionTimestamp && existing.annotations[FORCE_DELETE_ANNOTATION] !== undefined) return existing;
+          return tx.replace({
+            ...existing,
+            annotations: { ...existing.annotations, [FORCE_DELETE_ANNOTATION]: new Date().toISOString() },
+            deletionTimestamp: existing.deletionTimestamp ?? new Date().toISOString(),
+          });
         });
         return reply.code(202).send(toEnvelope(host));
       },
@@ -298,6 +338,21 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
       },
     });
   };
+}
+
+/** The claim ("project/name") bound to `host`, if any. */
+async function holdingClaim(tx: Store, host: StoredResource): Promise<string | undefined> {
+  const binding = (await tx.listHostBindings()).find((b) => b.hostUid === host.uid);
+  if (!binding) return undefined;
+  const claim = await tx.getByUid(binding.claimUid);
+  return claim ? `${claim.project}/${claim.name}` : `with uid ${binding.claimUid} (project ${binding.project})`;
+}
+
+/** Only the force-delete route sets FORCE_DELETE_ANNOTATION: it skips the second person otherwise. */
+function checkForceDeleteAnnotation(before: Record<string, string>, after: Record<string, string>): void {
+  if (before[FORCE_DELETE_ANNOTATION] !== after[FORCE_DELETE_ANNOTATION]) {
+    throw new IngotError('INGOT_ERR_FORBIDDEN', `metadata.annotations["${FORCE_DELETE_ANNOTATION}"] is set only by POST /api/v1/hosts/NAME/force-delete (which needs a second admin's approval); remove it from the request`);
+  }
 }
 
 /** A write must name the current version (when it names one) and the host must not be on its way out. */
