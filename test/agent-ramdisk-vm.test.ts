@@ -1,7 +1,7 @@
 // The agent's ramdisk boots on a real (virtual) machine: `ingot ramdisk build` output, put on a
 // host's bootable medium exactly as the agent listener makes it, is inserted through the lab's
-// Redfish virtual media into a QEMU VM (OVMF, TCG here), boots, gets DHCP, finds its
-// configuration on the CD, and the bundled agent reaches the agent API through the VM's
+// Redfish virtual media into a QEMU VM (OVMF, TCG here), boots, and the bundled agent gets
+// DHCP, finds its configuration on the CD and reaches the agent API through the VM's
 // forwarded port with the medium's token and the VM's real inventory. The agent API here is a
 // recording stand-in that refuses the lookup, so the test checks the boot path, not a deploy.
 import { createHash } from 'node:crypto';
@@ -140,9 +140,10 @@ describeVm('the agent ramdisk in a VM', () => {
     const drive = (await lab.as(0, 'GET', `${sys}/Storage/1/Drives/0`)).body as { CapacityBytes: number };
     expect(body.macs.map((m) => m.toLowerCase())).toContain(nic.MACAddress.toLowerCase());
     expect(body.inventory?.storage?.map((d) => d.sizeBytes)).toContain(drive.CapacityBytes);
-    // The boot went the way /init describes it.
+    // The boot went the way /init and the agent describe it: modules, DHCP, the medium on the CD.
     expect(serial).toContain('ingot-ramdisk: started');
-    expect(serial).toMatch(/ingot-ramdisk: network: eth0 10\.0\.2\.15\/24/);
-    expect(serial).toContain('ingot-ramdisk: boot configuration from /dev/sr0');
+    expect(serial).toContain('ingot-ramdisk: starting the agent');
+    expect(serial).toMatch(/"msg":"network up".*"address":"10\.0\.2\.15/);
+    expect(serial).toMatch(/"msg":"boot configuration read".*"from":"[^"]*sr0/);
   }, BOOT_TIMEOUT_MS + 60_000);
 });
