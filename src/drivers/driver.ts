@@ -47,6 +47,11 @@ export interface SystemIdentity {
   serialNumber?: string;
   /** MAC addresses the BMC reports for the system's NICs (lower-case), to confirm bootMACAddress. */
   macAddresses?: string[];
+  /**
+   * Set when the driver had to authenticate otherwise than the BMC advertises (e.g. it offers
+   * sessions but refused to create one, and HTTP Basic works): registration records it as an event.
+   */
+  authenticationNote?: string;
 }
 
 export interface PowerInterface {

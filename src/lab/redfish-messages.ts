@@ -23,7 +23,7 @@ export function message(
 ): RedfishMessage {
   const severity = opts.severity ?? 'Warning';
   return {
-    '@odata.type': '#Message.v1_1_1.Message',
+    '@odata.type': '#Message.v1_3_0.Message',
     MessageId: `${BASE_REGISTRY}.${key}`,
     Message: text,
     MessageArgs: opts.args ?? [],
@@ -92,6 +92,11 @@ export const errors = {
       [message('ActionNotSupported', `The action ${method} is not supported by the resource ${uri}.`, { args: [method], severity: 'Critical', resolution: `Use one of: ${allow.join(', ')}.` })],
       { Allow: allow.join(', ') },
     );
+  },
+  actionNotSupported(action: string, why: string): RedfishError {
+    return new RedfishError(400, [
+      message('ActionNotSupported', `The action ${action} is not supported by the resource: ${why}.`, { args: [action], severity: 'Critical', resolution: 'The action cannot be supported on this resource.' }),
+    ]);
   },
   malformedJson(detail: string): RedfishError {
     return new RedfishError(400, [

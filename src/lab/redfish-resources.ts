@@ -1,6 +1,7 @@
 // How the lab's state looks as Redfish resources: one function per resource, pure apart from
-// reading the fleet. Schema versions are chosen so every property used exists in that version
-// (checked against the DMTF schema index; see test/fixtures/redfish-schemas/README.md).
+// reading the fleet. Each type declares the DMTF schema version kept in
+// test/fixtures/redfish-schemas, and src/lab/redfish-conformance.test.ts validates every
+// resource served against exactly that schema.
 import { BIOS_ATTRIBUTES, BOOT_MODES, BOOT_OVERRIDE_ENABLED, BOOT_TARGETS, RESET_TYPES, nameUuid, type SystemState } from './lab-model.js';
 import type { LabFleet, LabTask } from './lab-fleet.js';
 
@@ -8,43 +9,43 @@ export const ROOT = '/redfish/v1';
 
 /** The schema version of every resource type served, `Namespace.vX_Y_Z.Type`. */
 export const TYPES = {
-  ServiceRoot: '#ServiceRoot.v1_11_0.ServiceRoot',
+  ServiceRoot: '#ServiceRoot.v1_20_0.ServiceRoot',
   ComputerSystemCollection: '#ComputerSystemCollection.ComputerSystemCollection',
-  ComputerSystem: '#ComputerSystem.v1_16_0.ComputerSystem',
+  ComputerSystem: '#ComputerSystem.v1_27_0.ComputerSystem',
   ProcessorCollection: '#ProcessorCollection.ProcessorCollection',
-  Processor: '#Processor.v1_12_0.Processor',
+  Processor: '#Processor.v1_22_0.Processor',
   MemoryCollection: '#MemoryCollection.MemoryCollection',
-  Memory: '#Memory.v1_12_0.Memory',
+  Memory: '#Memory.v1_23_0.Memory',
   StorageCollection: '#StorageCollection.StorageCollection',
-  Storage: '#Storage.v1_10_0.Storage',
-  Drive: '#Drive.v1_12_0.Drive',
+  Storage: '#Storage.v1_21_0.Storage',
+  Drive: '#Drive.v1_22_0.Drive',
   EthernetInterfaceCollection: '#EthernetInterfaceCollection.EthernetInterfaceCollection',
-  EthernetInterface: '#EthernetInterface.v1_6_0.EthernetInterface',
-  Bios: '#Bios.v1_1_0.Bios',
-  SecureBoot: '#SecureBoot.v1_1_0.SecureBoot',
+  EthernetInterface: '#EthernetInterface.v1_12_4.EthernetInterface',
+  Bios: '#Bios.v1_2_3.Bios',
+  SecureBoot: '#SecureBoot.v1_1_2.SecureBoot',
   ManagerCollection: '#ManagerCollection.ManagerCollection',
-  Manager: '#Manager.v1_11_0.Manager',
+  Manager: '#Manager.v1_24_0.Manager',
   VirtualMediaCollection: '#VirtualMediaCollection.VirtualMediaCollection',
-  VirtualMedia: '#VirtualMedia.v1_3_0.VirtualMedia',
+  VirtualMedia: '#VirtualMedia.v1_6_5.VirtualMedia',
   ChassisCollection: '#ChassisCollection.ChassisCollection',
-  Chassis: '#Chassis.v1_14_0.Chassis',
-  SessionService: '#SessionService.v1_1_8.SessionService',
+  Chassis: '#Chassis.v1_28_0.Chassis',
+  SessionService: '#SessionService.v1_2_0.SessionService',
   SessionCollection: '#SessionCollection.SessionCollection',
-  Session: '#Session.v1_3_0.Session',
-  AccountService: '#AccountService.v1_8_0.AccountService',
+  Session: '#Session.v1_8_0.Session',
+  AccountService: '#AccountService.v1_18_1.AccountService',
   ManagerAccountCollection: '#ManagerAccountCollection.ManagerAccountCollection',
-  ManagerAccount: '#ManagerAccount.v1_7_0.ManagerAccount',
-  TaskService: '#TaskService.v1_1_5.TaskService',
+  ManagerAccount: '#ManagerAccount.v1_14_1.ManagerAccount',
+  TaskService: '#TaskService.v1_3_0.TaskService',
   TaskCollection: '#TaskCollection.TaskCollection',
-  Task: '#Task.v1_5_0.Task',
-  UpdateService: '#UpdateService.v1_8_0.UpdateService',
+  Task: '#Task.v1_7_4.Task',
+  UpdateService: '#UpdateService.v1_17_0.UpdateService',
   SoftwareInventoryCollection: '#SoftwareInventoryCollection.SoftwareInventoryCollection',
-  SoftwareInventory: '#SoftwareInventory.v1_3_0.SoftwareInventory',
+  SoftwareInventory: '#SoftwareInventory.v1_13_0.SoftwareInventory',
 } as const;
 export type TypeName = keyof typeof TYPES;
 
 /** Extra schema namespaces referenced by annotations and messages ($metadata must list them). */
-export const ANNOTATION_TYPES = ['#Settings.v1_3_3.Settings', '#Message.v1_1_1.Message', '#Resource.v1_11_0.Resource'] as const;
+export const ANNOTATION_TYPES = ['#Settings.v1_4_0.Settings', '#Message.v1_3_0.Message', '#Resource.v1_23_0.Resource'] as const;
 
 type Json = Record<string, unknown>;
 const ok = { State: 'Enabled', Health: 'OK' };
@@ -87,7 +88,8 @@ export function serviceRoot(serviceUuid: string): Json {
     Managers: link(`${ROOT}/Managers`),
     SessionService: link(`${ROOT}/SessionService`),
     AccountService: link(`${ROOT}/AccountService`),
-    TaskService: link(`${ROOT}/TaskService`),
+    // ServiceRoot names the task service link `Tasks` (clients such as Ironic's sushy read it by that name).
+    Tasks: link(`${ROOT}/TaskService`),
     UpdateService: link(`${ROOT}/UpdateService`),
     Links: { Sessions: link(SESSIONS_PATH) },
   };
@@ -267,7 +269,7 @@ export function bios(s: SystemState): Json {
     AttributeRegistry: 'BiosAttributeRegistry.v1_0_0',
     Attributes: { ...s.bios.current },
     '@Redfish.Settings': {
-      '@odata.type': '#Settings.v1_3_3.Settings',
+      '@odata.type': '#Settings.v1_4_0.Settings',
       SettingsObject: link(`${base}/Settings`),
       SupportedApplyTimes: ['OnReset'],
     },
@@ -413,6 +415,7 @@ export function account(s: SystemState): Json {
     UserName: s.credentials.username,
     Password: null,
     RoleId: 'Administrator',
+    AccountTypes: ['Redfish'],
     Enabled: true,
     Locked: false,
   };
@@ -457,6 +460,14 @@ export function updateService(): Json {
     ServiceEnabled: true,
     Status: ok,
     FirmwareInventory: link(`${ROOT}/UpdateService/FirmwareInventory`),
+    // Clients (Ironic's sushy) require an Actions object. The lab has no firmware to flash, so
+    // SimpleUpdate is advertised and answered with ActionNotSupported.
+    Actions: {
+      '#UpdateService.SimpleUpdate': {
+        target: `${ROOT}/UpdateService/Actions/UpdateService.SimpleUpdate`,
+        'TransferProtocol@Redfish.AllowableValues': ['HTTP', 'HTTPS'],
+      },
+    },
   };
 }
 

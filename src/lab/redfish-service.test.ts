@@ -28,7 +28,7 @@ describe('lab Redfish service', () => {
     expect(md.status).toBe(200);
     expect(md.headers['content-type']).toMatch(/application\/xml/);
     expect(md.text).toContain('<edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/ComputerSystem_v1.xml">');
-    expect(md.text).toContain('Namespace="ComputerSystem.v1_16_0"');
+    expect(md.text).toContain('Namespace="ComputerSystem.v1_27_0"');
     const od = await h.request('GET', '/redfish/v1/odata');
     expect(od.body.value.map((x: { name: string }) => x.name)).toContain('Systems');
   });

@@ -442,6 +442,15 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
 
   // ---- firmware ----
   route('UpdateService', { GET: () => json(R.updateService()) });
+  route('UpdateService/Actions/UpdateService.SimpleUpdate', {
+    POST: (c) => {
+      actionParams('UpdateService.SimpleUpdate', c.body, {
+        ImageURI: { kind: 'string', maxLength: 2048, required: true, check: checkImageUrl },
+        TransferProtocol: { kind: 'enum', values: ['HTTP', 'HTTPS'] },
+      });
+      throw errors.actionNotSupported('UpdateService.SimpleUpdate', 'the lab has no firmware images to flash');
+    },
+  });
   route('UpdateService/FirmwareInventory', {
     GET: () => json(R.collection('SoftwareInventoryCollection', `${R.ROOT}/UpdateService/FirmwareInventory`, 'Firmware inventory', R.FIRMWARE_IDS.map((id) => `${R.ROOT}/UpdateService/FirmwareInventory/${id}`))),
   });

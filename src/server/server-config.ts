@@ -102,6 +102,13 @@ export const ServerConfigSchema = Type.Object(
           powerPollMs: Type.Optional(Millis('how often power is read back after a change')),
           agentPollMs: Type.Optional(Millis('how often a running agent operation is polled')),
           agentBootTimeoutMs: Type.Optional(Millis('how long to wait for a booted agent')),
+          agentLostAfterMs: Type.Optional(
+            Type.Integer({
+              minimum: 60_000,
+              maximum: 24 * 3600 * 1000,
+              description: 'an agent silent this long (no heartbeat, poll or report; it heartbeats every 30 s) is lost and its inspection, deploy or cleaning fails; default 300000 (5 min)',
+            }),
+          ),
           idleRecheckMs: Type.Optional(Millis('how often resting hosts are compared with their spec')),
           maxConcurrentDeploys: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'deploys running at once across all conductors; default 250' })),
           maxConcurrentCleanings: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'cleanings running at once across all conductors; default 50' })),
@@ -382,7 +389,9 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
   return {
     ...(config.listen ? { listen: config.listen } : {}),
     ...(config.agentListen ? { agentListen: config.agentListen } : {}),
-    ...(config.agentApiUrl ? { agent: { apiUrl: config.agentApiUrl } } : {}),
+    ...(config.agentApiUrl || c.agentLostAfterMs !== undefined
+      ? { agent: { ...(config.agentApiUrl ? { apiUrl: config.agentApiUrl } : {}), ...(c.agentLostAfterMs !== undefined ? { agentLostAfterMs: c.agentLostAfterMs } : {}) } }
+      : {}),
     ...(config.database ? { database: config.database } : {}),
     ...(body.maxBytes !== undefined ? { bodyLimit: body.maxBytes } : {}),
     ...(Object.keys(bodyBounds).length > 0 ? { bodyBounds } : {}),

@@ -29,6 +29,10 @@ export interface MiniRedfishOptions {
   password?: string;
   /** false: the Sessions collection answers 405, as on services without session support. */
   sessions?: boolean;
+  /** false: the service root names no SessionService and no Links.Sessions. */
+  advertiseSessions?: boolean;
+  /** true: session creation answers 401 whatever the credentials (Basic still works). */
+  refuseSessions?: boolean;
   /** Extra members of /redfish/v1/Systems (to test the "several systems" refusal). */
   extraSystems?: number;
   /** Page the EthernetInterfaces collection one member per page (nextLink). */
@@ -44,8 +48,9 @@ export function defaultResources(opts: MiniRedfishOptions = {}): Map<string, Jso
     '@odata.id': '/redfish/v1', Id: 'RootService', RedfishVersion: '1.15.0',
     Systems: { '@odata.id': '/redfish/v1/Systems' }, Managers: { '@odata.id': '/redfish/v1/Managers' },
     UpdateService: { '@odata.id': '/redfish/v1/UpdateService' },
-    SessionService: { '@odata.id': '/redfish/v1/SessionService' },
-    Links: { Sessions: { '@odata.id': '/redfish/v1/SessionService/Sessions' } },
+    ...(opts.advertiseSessions === false
+      ? {}
+      : { SessionService: { '@odata.id': '/redfish/v1/SessionService' }, Links: { Sessions: { '@odata.id': '/redfish/v1/SessionService/Sessions' } } }),
   });
   const systems = [{ '@odata.id': sys }];
   for (let i = 0; i < (opts.extraSystems ?? 0); i++) systems.push({ '@odata.id': `/redfish/v1/Systems/${i + 2}` });
@@ -192,6 +197,7 @@ export class MiniRedfish {
     if (r.method === 'GET' && r.path === '/redfish/v1') return { status: 200, body: this.resources.get('/redfish/v1') };
     if (r.path === sessionsPath && r.method === 'POST') {
       if (this.#opts.sessions === false) return this.#error(405, 'sessions not supported');
+      if (this.#opts.refuseSessions) return this.#error(401, 'sessions are not allowed for this account');
       const b = r.body as { UserName?: string; Password?: string } | undefined;
       if (b?.UserName !== this.username || b?.Password !== this.password) return this.#error(401, 'bad credentials');
       const t = randomBytes(12).toString('hex');

@@ -130,7 +130,7 @@ describe('inspecting', () => {
       given: () => host('inspecting'),
       arrange: (h) => h.fleet.failNext('node-1', 'inspect', 'timeout', 1000),
       mode: 'drive',
-      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringContaining('did not check in within 30 s') },
+      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringMatching(/^the agent never checked in: nothing looked up within 30 s of booting the host into the agent; check that the host network-boots/) },
     },
     {
       name: 'BMC refuses power: inspection error',

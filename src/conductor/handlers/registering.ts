@@ -9,6 +9,7 @@ import { FAILED_CREDENTIALS_VERSION } from './error.js';
 import type { Handler } from './types.js';
 
 export const CERT_VERIFICATION_DISABLED = 'CertificateVerificationDisabled';
+export const BASIC_AUTH_FALLBACK = 'BmcBasicAuthentication';
 
 export const registering: Handler = (ctx) =>
   guarded('registration', async () => {
@@ -54,7 +55,17 @@ export const registering: Handler = (ctx) =>
       conditions.push(condition);
       if (!existing) events.push({ type: 'Warning', reason: CERT_VERIFICATION_DISABLED, message: condition.message });
     }
-    status.conditions = conditions;
+    // Said once: the condition stays while the BMC keeps refusing sessions, the event marks its start.
+    const basicNow = identity.authenticationNote;
+    const hadBasic = status.conditions.find((c) => c.type === BASIC_AUTH_FALLBACK);
+    const withoutBasic = conditions.filter((c) => c.type !== BASIC_AUTH_FALLBACK);
+    if (basicNow) {
+      withoutBasic.push(
+        hadBasic ?? { type: BASIC_AUTH_FALLBACK, status: 'True', reason: 'SessionRefused', message: basicNow, lastTransitionTime: new Date(ctx.clock.now()).toISOString() },
+      );
+      if (!hadBasic) events.push({ type: 'Warning', reason: BASIC_AUTH_FALLBACK, message: basicNow });
+    }
+    status.conditions = withoutBasic;
     status.goodCredentials = { name: bmc.resolved.secretName, version: bmc.resolved.version };
     if (host.spec.externallyProvisioned) {
       return { kind: 'advance', event: 'manage', message: `registered ${identity.systemId}; externally provisioned`, events };

@@ -54,6 +54,40 @@ describe('redfish client: authentication', () => {
     expect(systemReads.every((r) => r.auth === 'basic')).toBe(true);
   });
 
+  it('uses HTTP Basic without trying a session when the service root advertises no SessionService', async () => {
+    const { mini, driver, target } = await setup({ advertiseSessions: false });
+    expect(await driver.power.get(target)).toBe('off');
+    expect(mini.count('POST', SESSIONS)).toBe(0);
+    expect(mini.log.filter((r) => r.path === SYSTEM).every((r) => r.auth === 'basic')).toBe(true);
+  });
+
+  it('uses Basic when session creation is refused but Basic works, and says so in the identity', async () => {
+    const { mini, driver, target } = await setup({ refuseSessions: true });
+    const identity = await driver.identify(target);
+    expect(identity.authenticationNote).toMatch(/refused to create a session \(HTTP 401.*HTTP Basic/);
+    await driver.power.get(target);
+    expect(mini.count('POST', SESSIONS)).toBe(1);
+    expect(mini.log.filter((r) => r.path === SYSTEM).every((r) => r.auth === 'basic')).toBe(true);
+  });
+
+  it('reports wrong credentials when session creation is refused and Basic fails too', async () => {
+    const { driver, target } = await setup({ refuseSessions: true });
+    const err = await driver.power.get({ ...target, credentials: { username: 'admin', password: 'wrong-one' } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BmcAuthenticationError);
+  });
+
+  it('keeps each host its own login: concurrent failures name their own host and Secret', async () => {
+    const { driver, target } = await setup();
+    const bad = { username: 'admin', password: 'wrong-for-both' };
+    const a = { ...target, hostName: 'rack1-a', credentialsName: 'secret-a', credentials: bad };
+    const b = { ...target, hostName: 'rack1-b', credentialsName: 'secret-b', credentials: bad };
+    const [ea, eb] = await Promise.all([driver.power.get(a).catch((e: Error) => e), driver.power.get(b).catch((e: Error) => e)]);
+    expect((ea as Error).message).toContain('host "rack1-a"');
+    expect((ea as Error).message).toContain('Secret "secret-a"');
+    expect((eb as Error).message).toContain('host "rack1-b"');
+    expect((eb as Error).message).toContain('Secret "secret-b"');
+  });
+
   it('logs in again once when the BMC forgot the session', async () => {
     const { mini, driver, target } = await setup();
     await driver.power.get(target);

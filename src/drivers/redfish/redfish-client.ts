@@ -2,10 +2,16 @@
 //
 // - One undici Agent per (origin, CA bundle, verify) with keep-alive, so the BMCs' few TLS
 //   handshakes per second are not spent on every call; closed by close().
-// - Sessions (DSP0266 "Session management"): POST the Sessions collection, keep X-Auth-Token
-//   and the session's Location; reuse per (origin, username, password hash) so a rotated
-//   password never rides an old session; re-login once on 401; DELETE on close(). Services
-//   without sessions (404/405/501 on login, or no token) get HTTP Basic instead.
+// - Authentication as real clients (Ironic's sushy, DMTF's redfishtool) do it: read the public
+//   service root; a service that advertises a SessionService (or Links.Sessions) gets a
+//   session (DSP0266 "Session login authentication"): POST the Sessions collection, keep
+//   X-Auth-Token and the session's Location, re-login once on 401, DELETE on close(). A
+//   service that advertises none gets HTTP Basic. When session creation is refused (401/403)
+//   but Basic works, Basic is used and reported (authNotice), so the host's events say why.
+// - Auth state is kept per (host, endpoint, system path, username, password hash, CA bundle
+//   hash, verification): one host's verdict never reaches another host, a rotated password
+//   never rides an old session, and a host without a CA bundle never reuses a session made
+//   over another host's trust settings.
 // - Retries with jittered exponential backoff only where resending cannot act twice: GET,
 //   HEAD and DELETE on 5xx, 429 (honouring Retry-After, RFC 9110 §10.2.3) and connection
 //   errors; any method when the connection failed before the request was sent.
@@ -68,15 +74,31 @@ export interface RedfishResponse {
 
 type AuthState =
   | { mode: 'session'; token: string; sessionPath?: string; origin: string; username: string; target: BmcTarget }
-  | { mode: 'basic' };
+  | { mode: 'basic'; /** Why not a session, when the service advertised one but refused to create it. */ sessionRefused?: string };
+
+type SessionDiscovery = { kind: 'sessions'; path: string; systems: string } | { kind: 'none' };
+
+/** How the client authenticates to a host's BMC, for the host's events. */
+export interface AuthNotice {
+  mode: 'session' | 'basic';
+  /** Set when the BMC advertises sessions but refused to create one while Basic works. */
+  sessionRefused?: string;
+}
 
 const DEFAULT_SESSIONS_PATH = '/redfish/v1/SessionService/Sessions';
+const DEFAULT_SYSTEMS_PATH = '/redfish/v1/Systems';
 const MAX_PATH_LENGTH = 2048;
 
 export function originOf(target: BmcTarget): string {
   const a = target.address;
   const port = a.port !== undefined ? `:${a.port}` : '';
   return `${a.protocol === 'http' ? 'http' : 'https'}://${a.host}${port}`;
+}
+
+/** The TLS settings that change a BMC's answer: the CA bundle (by digest) and verification. */
+function tlsKeyParts(target: BmcTarget): string[] {
+  if (!originOf(target).startsWith('https:')) return ['http'];
+  return [target.tls.caBundle ? sha256(target.tls.caBundle) : 'system', String(target.tls.verify)];
 }
 
 function sha256(text: string): string {
@@ -107,7 +129,7 @@ export class RedfishClient {
   readonly #agents = new Map<string, Agent>();
   readonly #auth = new Map<string, AuthState>();
   readonly #logins = new Map<string, Promise<AuthState>>();
-  readonly #sessionPaths = new Map<string, string>();
+  readonly #sessionDiscovery = new Map<string, SessionDiscovery>();
   #closed = false;
 
   constructor(options: RedfishClientOptions = {}) {
@@ -201,7 +223,21 @@ export class RedfishClient {
   // ---- authentication --------------------------------------------------------------------
 
   #authKey(target: BmcTarget): string {
-    return `${originOf(target)}\0${target.credentials.username}\0${sha256(target.credentials.password)}`;
+    return [
+      originOf(target),
+      target.credentials.username,
+      sha256(target.credentials.password),
+      target.hostName,
+      target.address.path ?? '',
+      ...tlsKeyParts(target),
+    ].join('\0');
+  }
+
+  /** How this client authenticates to the target's BMC, once it has (undefined before the first request). */
+  authNotice(target: BmcTarget): AuthNotice | undefined {
+    const state = this.#auth.get(this.#authKey(target));
+    if (!state) return undefined;
+    return state.mode === 'basic' && state.sessionRefused ? { mode: 'basic', sessionRefused: state.sessionRefused } : { mode: state.mode };
   }
 
   #authHeaders(target: BmcTarget, auth: AuthState): Record<string, string> {
@@ -227,13 +263,21 @@ export class RedfishClient {
   }
 
   async #login(target: BmcTarget): Promise<AuthState> {
-    const sessionsPath = await this.#sessionsPath(target);
+    const discovery = await this.#discoverSessions(target);
+    if (discovery.kind === 'none') return { mode: 'basic' };
     const res = await this.#send(
       target,
-      { method: 'POST', path: sessionsPath, body: { UserName: target.credentials.username, Password: target.credentials.password } },
+      { method: 'POST', path: discovery.path, body: { UserName: target.credentials.username, Password: target.credentials.password } },
       {},
     );
-    if (res.status === 401 || res.status === 403) throw authenticationError(target, res.status, res.url);
+    if (res.status === 401 || res.status === 403) {
+      // Some BMCs refuse sessions to accounts that may still use Basic (or allow sessions only
+      // from their web UI). Only a Basic request that succeeds proves the credentials good.
+      if (await this.#basicWorks(target, discovery.systems)) {
+        return { mode: 'basic', sessionRefused: `the BMC refused to create a session (HTTP ${res.status} from POST ${res.url}) but accepts HTTP Basic` };
+      }
+      throw authenticationError(target, res.status, res.url);
+    }
     const token = res.headers['x-auth-token'];
     if (res.status >= 200 && res.status < 300 && token) {
       let sessionPath: string | undefined;
@@ -247,32 +291,47 @@ export class RedfishClient {
       }
       return { mode: 'session', token, sessionPath, origin: originOf(target), username: target.credentials.username, target };
     }
-    // No session service (404/405/501), a 2xx without a token, or a 400 from a service that
-    // only knows Basic: fall back to HTTP Basic, which DSP0266 requires services to support.
+    // No session service after all (404/405/501), a 2xx without a token, or a 400 from a
+    // service that only knows Basic: HTTP Basic, which DSP0266 requires services to support.
     return { mode: 'basic' };
   }
 
-  /** The Sessions collection named by the service root (readable without auth per DSP0266), or the well-known path. */
-  async #sessionsPath(target: BmcTarget): Promise<string> {
-    const origin = originOf(target);
-    const known = this.#sessionsPaths(origin);
-    if (known) return known;
-    let path = DEFAULT_SESSIONS_PATH;
-    const root = await this.#send(target, { method: 'GET', path: '/redfish/v1' }, {});
-    const link = (root.body as { Links?: { Sessions?: { '@odata.id'?: unknown } } } | undefined)?.Links?.Sessions?.['@odata.id'];
-    if (root.status === 200 && typeof link === 'string') {
-      try {
-        path = this.resolveLink(target, link);
-      } catch {
-        path = DEFAULT_SESSIONS_PATH;
-      }
-    }
-    this.#sessionPaths.set(origin, path);
-    return path;
+  /** Whether an authenticated GET with HTTP Basic succeeds (on the Systems collection: every service has one). */
+  async #basicWorks(target: BmcTarget, systemsPath: string): Promise<boolean> {
+    const res = await this.#send(target, { method: 'GET', path: systemsPath }, this.#authHeaders(target, { mode: 'basic' }));
+    return res.status >= 200 && res.status < 300;
   }
 
-  #sessionsPaths(origin: string): string | undefined {
-    return this.#sessionPaths.get(origin);
+  /**
+   * Reads the service root (public per DSP0266) for its SessionService and Sessions links.
+   * A root that cannot be read as JSON tells nothing: try the well-known Sessions path.
+   */
+  async #discoverSessions(target: BmcTarget): Promise<SessionDiscovery> {
+    const key = [originOf(target), ...tlsKeyParts(target)].join('\0');
+    const known = this.#sessionDiscovery.get(key);
+    if (known) return known;
+    const root = await this.#send(target, { method: 'GET', path: '/redfish/v1' }, {});
+    const body = root.status === 200 && root.body && typeof root.body === 'object' ? (root.body as Record<string, unknown>) : undefined;
+    const linkIn = (obj: unknown, name: string): string | undefined => {
+      const v = (obj as Record<string, { '@odata.id'?: unknown } | undefined> | undefined)?.[name]?.['@odata.id'];
+      if (typeof v !== 'string') return undefined;
+      try {
+        return this.resolveLink(target, v);
+      } catch {
+        return undefined;
+      }
+    };
+    const systems = linkIn(body, 'Systems') ?? DEFAULT_SYSTEMS_PATH;
+    let found: SessionDiscovery;
+    if (!body) found = { kind: 'sessions', path: DEFAULT_SESSIONS_PATH, systems };
+    else {
+      const sessions = linkIn(body['Links'], 'Sessions');
+      const service = linkIn(body, 'SessionService');
+      found = sessions || service ? { kind: 'sessions', path: sessions ?? `${service!.replace(/\/$/, '')}/Sessions`, systems } : { kind: 'none' };
+    }
+    // Only a readable root is remembered: a BMC that was still booting is asked again next time.
+    if (body) this.#sessionDiscovery.set(key, found);
+    return found;
   }
 
   /**
@@ -305,7 +364,7 @@ export class RedfishClient {
     const https = origin.startsWith('https:');
     const ca = https ? target.tls.caBundle : undefined;
     const verify = https ? target.tls.verify : true;
-    const key = `${origin}\0${ca ? sha256(ca) : 'system'}\0${verify}`;
+    const key = [origin, ...tlsKeyParts(target)].join('\0');
     let agent = this.#agents.get(key);
     if (!agent) {
       agent = new Agent({

@@ -69,6 +69,8 @@ export function createRedfishDriver(options: RedfishDriverOptions = {}): BmcDriv
       if (value) identity[key] = key === 'uuid' ? value.toLowerCase() : value;
     }
     identity.macAddresses = (await readNics(ctx, target, system)).map((n) => n.mac);
+    const auth = client.authNotice(target);
+    if (auth?.sessionRefused) identity.authenticationNote = `${auth.sessionRefused}; Ingot uses HTTP Basic for this host`;
     return identity;
   }
 
