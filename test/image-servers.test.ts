@@ -4,7 +4,8 @@
 // everything and closed. With undici's HTTP/1 parser this ended the agent process with an
 // uncatchable `AssertionError: assert(!this.paused)` (nodejs/undici#5360); the agent runs
 // here as its own process (`ingot agent`), so such a crash fails the deploy instead of the
-// test runner.
+// test runner. Checked against the undici download path: the python server crashed the agent
+// (the race needs the FIN to arrive while the parser is paused, so the small image helps).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,7 @@ let server: RunningServer;
 let queue: AgentQueue;
 let host: Host;
 let digest: string;
+let smallDigest: string;
 const servers: ChildProcess[] = [];
 
 async function freePort(): Promise<number> {
@@ -80,10 +82,20 @@ beforeAll(async () => {
   } finally {
     closeSync(fd);
   }
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(image)) hash.update(chunk as Buffer);
-  digest = hash.digest('hex');
+  digest = await sha256Of(image);
+  // And a 3 MiB one: the whole response and the server's FIN fit in the socket buffers, so they
+  // arrive while the agent is still checking the image's head (backpressure from the start).
+  const small = join(dir, 'www', 'small.raw');
+  execFileSync('truncate', ['-s', String(3 * MIB), small]);
+  execFileSync('sfdisk', ['--quiet', '--no-reread', small], { input: 'label: gpt\nstart=2048, type=L, name=root\n' });
+  smallDigest = await sha256Of(small);
 }, 120_000);
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
 
 afterAll(async () => {
   for (const s of servers) s.kill('SIGTERM');
@@ -92,7 +104,7 @@ afterAll(async () => {
 });
 
 /** Boots `ingot agent` (its own process) from this boot's medium, deploys from `url`, returns the poll and the agent's stderr. */
-async function deployFrom(url: string, name: string): Promise<{ poll: AgentPoll; stderr: string; disk: string }> {
+async function deployFrom(url: string, name: string, checksum = digest): Promise<{ poll: AgentPoll; stderr: string; disk: string }> {
   const disk = join(dir, `${name}.disk`);
   execFileSync('truncate', ['-s', String(DISK_BYTES), disk]);
   writeFileSync(join(dir, `${name}.json`), JSON.stringify({ hardware: { cpu: { arch: 'x86_64', count: 1 } }, disks: [{ name: 'vda', file: disk }], scratchDir: dir }));
@@ -104,7 +116,7 @@ async function deployFrom(url: string, name: string): Promise<{ poll: AgentPoll;
   const exited = new Promise<number | null>((r) => child.once('exit', r));
   // A crashed agent stops answering; the queue then reports it lost. Race the two.
   const poll = await Promise.race([
-    runQueuedOperation(queue, host, `deploy-${name}`, { kind: 'deploy', deploy: { image: { url, checksum: digest, format: 'raw' } } }),
+    runQueuedOperation(queue, host, `deploy-${name}`, { kind: 'deploy', deploy: { image: { url, checksum, format: 'raw' } } }),
     exited.then((code) => ({ state: 'failed' as const, message: `the agent process exited (${code}) during the deploy` })),
   ]);
   await queue.finish(host);
@@ -132,6 +144,11 @@ describe('image servers that speak HTTP/1.0 and close after the body', () => {
     expect(stderr).not.toContain('assert(!this.paused)');
     expect(poll).toMatchObject({ state: 'done', rootDevice: '/dev/vda' });
     expect(readAt(disk, 0, 26).toString()).toBe('ingot image-servers marker');
+    for (let i = 0; i < 3; i++) {
+      const again = await deployFrom(`http://127.0.0.1:${port}/small.raw`, `python-small-${i}`, smallDigest);
+      expect(again.stderr).not.toContain('assert(!this.paused)');
+      expect(again.poll).toMatchObject({ state: 'done', rootDevice: '/dev/vda' });
+    }
   });
 
   it.skipIf(!hasBusybox)('busybox httpd', async () => {
@@ -142,5 +159,10 @@ describe('image servers that speak HTTP/1.0 and close after the body', () => {
     expect(stderr).not.toContain('assert(!this.paused)');
     expect(poll).toMatchObject({ state: 'done', rootDevice: '/dev/vda' });
     expect(readAt(disk, 0, 26).toString()).toBe('ingot image-servers marker');
+    for (let i = 0; i < 3; i++) {
+      const again = await deployFrom(`http://127.0.0.1:${port}/small.raw`, `busybox-small-${i}`, smallDigest);
+      expect(again.stderr).not.toContain('assert(!this.paused)');
+      expect(again.poll).toMatchObject({ state: 'done', rootDevice: '/dev/vda' });
+    }
   });
 });
