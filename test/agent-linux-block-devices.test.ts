@@ -1,11 +1,11 @@
 // The agent as it runs on a real host: `ingot agent` (agentMain) on this Linux machine's
 // inventory, its boot configuration read from the boot medium attached as a block device, and
-// inspect, deploy and clean run against a real block device (a loop device over a sparse
-// file), checked afterwards with sfdisk and blkid. Needs root and loop devices; skipped with
-// the reason otherwise.
+// inspect, deploy (GPT and MBR images) and clean run against a real block device (a loop
+// device over a sparse file), checked afterwards with sfdisk and blkid. Needs root and loop
+// devices; skipped with the reason otherwise.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,7 @@ let host: Host;
 let disk: string;
 const attached: string[] = [];
 let gptImage: Buffer;
+let mbrImage: Buffer;
 let opCounter = 0;
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -67,6 +68,16 @@ function buildGptImage(): Buffer {
   execFileSync('sfdisk', ['--quiet', '--no-reread', file], { input: 'label: gpt\nstart=2048, size=8192, type=L, name=root\n' });
   const image = readFileSync(file);
   randomBytes(4 * MIB).copy(image, 2048 * 512);
+  return image;
+}
+
+/** A whole-disk MBR (dos) image made by sfdisk: a bootable Linux partition and swap. */
+function buildMbrImage(): Buffer {
+  const file = join(dir, 'mbr.img');
+  execFileSync('truncate', ['-s', String(8 * MIB), file]);
+  execFileSync('sfdisk', ['--quiet', '--no-reread', file], { input: 'label: dos\nstart=2048, size=8192, type=83, bootable\nstart=10240, size=4096, type=82\n' });
+  const image = readFileSync(file);
+  randomBytes(2 * MIB).copy(image, 2048 * 512);
   return image;
 }
 
@@ -100,10 +111,12 @@ describe.skipIf(!usable)('the agent on this Linux machine, against a real block 
     const box = await SecretBox.fromKeyFile(join(dir, 'data', 'secrets.key'));
     queue = createAgentQueue({ store: server.store, box, agentApiUrl: server.agentUrl });
     gptImage = buildGptImage();
+    mbrImage = buildMbrImage();
     images = createServer((req, res) => {
-      if (req.url !== '/gpt.img') return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': gptImage.length });
-      res.end(gptImage);
+      const body = req.url === '/gpt.img' ? gptImage : req.url === '/mbr.img' ? mbrImage : undefined;
+      if (!body) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': body.length });
+      res.end(body);
     });
     await new Promise<void>((r) => images.listen(0, '127.0.0.1', r));
     imageUrl = `http://127.0.0.1:${(images.address() as { port: number }).port}`;
@@ -150,5 +163,31 @@ describe.skipIf(!usable)('the agent on this Linux machine, against a real block 
     // blkid exits 2 when it finds no signature at all; sfdisk finds no table.
     expect(spawnSync('blkid', ['-p', disk]).status).toBe(2);
     expect(spawnSync('sfdisk', ['--dump', disk]).status).not.toBe(0);
+  });
+
+  it('deploys an MBR image made by sfdisk: the config drive is a new primary partition at the end of the device', async () => {
+    const deployed = await operate({
+      kind: 'deploy',
+      deploy: { image: { url: `${imageUrl}/mbr.img`, checksum: sha256(mbrImage), format: 'raw' }, configDrive: { metaData: { uuid: host.metadata.uid, name: 'linux' } } },
+    });
+    expect(deployed.poll).toEqual({ state: 'done', rootDevice: disk });
+    const table = (JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: { label: string; partitions: Array<{ start: number; size: number; type: string }> } }).partitiontable;
+    expect(table.label).toBe('dos');
+    expect(table.partitions.map((p) => [p.start, p.size, p.type])).toEqual([
+      [2048, 8192, '83'],
+      [10240, 4096, '82'],
+      [DISK_BYTES / 512 - 2048, 2048, '83'],
+    ]);
+    const probe = execFileSync('blkid', ['-p', '-O', String(table.partitions[2]!.start * 512), '-o', 'export', disk], { encoding: 'utf8' });
+    expect(probe).toMatch(/^LABEL=config-2$/m);
+    // The image's own bytes are on the device as served.
+    const written = Buffer.alloc(mbrImage.length - 512);
+    const fd = openSync(disk, 'r');
+    try {
+      readSync(fd, written, 0, written.length, 512);
+    } finally {
+      closeSync(fd);
+    }
+    expect(written.equals(mbrImage.subarray(512))).toBe(true);
   });
 });

@@ -6,8 +6,10 @@
 //   whole written region again after the digest matched);
 // - qcow2: download to a scratch file (bounded by the disk's size), inspect it completely,
 //   then `qemu-img convert` onto the disk under a memory limit after checking free memory.
-// Any failure after bytes reached the disk erases them (DESIGN.md "Images"). Finally the
-// config drive goes into a new partition at the end of the disk.
+// Any failure after bytes reached the disk erases them (DESIGN.md "Images"); a deploy that
+// retries a failed one (eraseFirst) first erases what that one may have left, since an agent
+// that died mid-write erased nothing. Finally the config drive goes into a new partition at
+// the end of the disk.
 import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -91,6 +93,13 @@ export async function deployImage(opts: DeployOptions): Promise<DeployResult> {
   const disk = await machine.openDisk(root.name);
   let imageEnd = 0;
   try {
+    if (deploy.eraseFirst) {
+      // A failed earlier deploy may have left part of an image here (its agent may have died
+      // mid-write and erased nothing): its partition tables go before anything else happens.
+      progress(0, `erasing what an earlier, failed deploy may have left on ${root.name}`);
+      await zero(disk, 0, Math.min(MIB, root.sizeBytes));
+      await zero(disk, Math.max(0, root.sizeBytes - MIB), root.sizeBytes);
+    }
     progress(1, `downloading ${url.host}${url.pathname} for ${root.name}`);
     const auth = opts.imageAuth && url.href.startsWith(opts.imageAuth.urlPrefix) ? { authorization: `Bearer ${opts.imageAuth.token}`, 'x-ingot-command-id': opts.imageAuth.commandId } : undefined;
     const response = await openImageDownload(url, {

@@ -4,7 +4,8 @@
 // name, the bundle depends only on the sources.
 import { createHash } from 'node:crypto';
 import { copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { buildBootIsoTemplate } from './agent-boot-iso.js';
 import { bundleAgent } from './agent-bundle.js';
@@ -35,6 +36,20 @@ export function ramdiskDigest(kernel: Buffer, initramfs: Buffer): string {
   return hash.digest('hex');
 }
 
+/** This checkout's version, from its package.json (src/boot or dist/src/boot, whichever runs). */
+function ingotVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++, dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ingot' && pkg.version) return pkg.version;
+    } catch {
+      // not here: one level up
+    }
+  }
+  return 'unknown';
+}
+
 export async function buildRamdisk(opts: RamdiskBuildOptions): Promise<StoredRamdisk> {
   const sources = opts.sources ?? systemSources();
   const progress = opts.progress ?? (() => {});
@@ -43,19 +58,25 @@ export async function buildRamdisk(opts: RamdiskBuildOptions): Promise<StoredRam
     throw new RamdiskBuildError(`the ramdisk build needs ${missing.map((m) => `${m.what} (${m.pkg})`).join(', ')}; install them with: ${aptGetInstallFor(missing)}`);
   }
   const kernel = newestInstalledKernel(sources.bootDir, sources.modulesRoot)!;
-  progress(`bundling the agent`);
-  const agentBundle = await bundleAgent();
-  const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  progress(`collecting files (kernel ${kernel.version})`);
-  const contents = ramdiskContents({ sources, kernel, agentBundle, label: `ingot agent ramdisk ${version}, kernel ${kernel.version}` });
-  const cpio = writeCpioNewc(contents.entries);
-  progress(`compressing ${(cpio.length / 1048576).toFixed(1)} MiB`);
-  const initramfs = gzipSync(cpio, { level: 9 });
-  const kernelImage = readFileSync(kernel.image);
-  const digest = ramdiskDigest(kernelImage, initramfs);
-
-  const scratch = newScratchDir(opts.dataDir);
+  // The scratch directory first: an unwritable data directory fails before minutes of work.
+  let scratch: string;
   try {
+    scratch = newScratchDir(opts.dataDir);
+  } catch (err) {
+    throw new RamdiskBuildError(`cannot write the ramdisk store in ${opts.dataDir}: ${(err as Error).message}`);
+  }
+  try {
+    progress(`bundling the agent`);
+    const agentBundle = await bundleAgent();
+    const version = ingotVersion();
+    progress(`collecting files (kernel ${kernel.version})`);
+    const contents = ramdiskContents({ sources, kernel, agentBundle, label: `ingot agent ramdisk ${version}, kernel ${kernel.version}` });
+    const cpio = writeCpioNewc(contents.entries);
+    progress(`compressing ${(cpio.length / 1048576).toFixed(1)} MiB`);
+    const initramfs = gzipSync(cpio, { level: 9 });
+    const kernelImage = readFileSync(kernel.image);
+    const digest = ramdiskDigest(kernelImage, initramfs);
+
     writeFileSync(join(scratch, RAMDISK_FILES.initramfs), initramfs);
     copyFileSync(kernel.image, join(scratch, RAMDISK_FILES.kernel));
     progress('building the boot medium template (xorriso)');

@@ -3,7 +3,7 @@
 // names, the kernel modules of RAMDISK_MODULE_GROUPS, the CA certificates, the bundled agent
 // and /init. The result is a list of cpio entries; writeCpioNewc puts them in canonical order.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CpioEntry } from './cpio-newc.js';
 import { initScript, RAMDISK_PATHS, udhcpcScript } from './init-script.js';
@@ -95,8 +95,20 @@ export function ramdiskContents(opts: { sources: RamdiskSources; kernel: Install
 /** Debian package and version of each file, e.g. { "qemu-utils": "1:7.2+dfsg-7" } (empty without dpkg). */
 export function packagesOf(files: string[]): Record<string, string> {
   const packages = new Set<string>();
+  // With merged /usr, dpkg knows a library under /lib or /usr/lib, whichever its package
+  // shipped: ask for both spellings and the symlink's target.
+  const spellings = new Set<string>();
+  for (const file of files) {
+    spellings.add(file);
+    spellings.add(file.startsWith('/usr/') ? file.slice(4) : `/usr${file}`);
+    try {
+      spellings.add(realpathSync(file));
+    } catch {
+      // gone: dpkg will not know it either
+    }
+  }
   try {
-    const out = execFileSync('dpkg-query', ['-S', ...files], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 * 1024 * 1024 });
+    const out = execFileSync('dpkg-query', ['-S', ...[...spellings].sort()], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 * 1024 * 1024 });
     for (const line of out.split('\n')) {
       const colon = line.indexOf(': ');
       if (colon > 0) for (const p of line.slice(0, colon).split(', ')) packages.add(p.split(':')[0]!.trim());

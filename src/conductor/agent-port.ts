@@ -12,6 +12,12 @@ export interface DeployRequest {
   /** Rendered config drive contents (openstack/latest/…); user data is secret and never logged. */
   configDrive?: { metaData: Record<string, unknown>; userData?: string; networkData?: Record<string, unknown> };
   rootDeviceHints?: Host['spec']['rootDeviceHints'];
+  /**
+   * Zero the root disk's first and last MiB before writing: set when this deploy retries one
+   * that failed, which may have left part of an image (a partition table pointing at half a
+   * filesystem) however it ended, even with the agent killed mid-write.
+   */
+  eraseFirst?: boolean;
 }
 
 export interface CleanRequest {

@@ -94,12 +94,13 @@ export function createAgentQueue(options: AgentQueueOptions): AgentQueue {
         if (request.clean.mode !== 'metadata' && request.clean.mode !== 'full') throw new RangeError('clean.mode must be metadata or full');
         return { clean: { mode: request.clean.mode } };
       case 'deploy': {
-        const { image, configDrive, rootDeviceHints } = request.deploy;
+        const { image, configDrive, rootDeviceHints, eraseFirst } = request.deploy;
         if (!image?.url || !image.checksum) throw new RangeError('a deploy request needs deploy.image with url and checksum');
         const deploy: Omit<WireDeploy, 'configDrive'> & { configDrive?: Record<string, unknown> } = {
           image: { ...image },
           policy: { allowMd5: options.allowMd5 ?? false, requireHttps: options.requireHttps ?? false },
           ...(rootDeviceHints ? { rootDeviceHints } : {}),
+          ...(eraseFirst ? { eraseFirst: true } : {}),
         };
         if (configDrive) {
           const { userData, ...rest } = configDrive;

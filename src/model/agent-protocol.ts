@@ -104,6 +104,8 @@ export interface WireDeploy {
   image: { url: string; checksum: string; checksumType?: 'sha256' | 'sha512' | 'md5'; format?: 'raw' | 'qcow2' };
   configDrive?: { metaData: Record<string, unknown>; userData?: string; networkData?: Record<string, unknown> };
   rootDeviceHints?: WireRootDeviceHints;
+  /** Zero the root disk's first and last MiB before writing (a retry after a failed deploy). */
+  eraseFirst?: boolean;
   /** What the platform's policy allows; the agent refuses anything else. */
   policy: { allowMd5: boolean; requireHttps: boolean };
 }

@@ -6,7 +6,8 @@
 // Hash format, version 1 (docs/audit.md): SHA-256, lower-case hex, of the canonical JSON
 // (keys sorted by UTF-16 code unit, no whitespace, undefined members left out) of
 //   {v: 1, seq, id, time, actor, roles, project, sourceAddress, requestId, action,
-//    target: {kind, project, name}, outcome, reason, changes, prevHash}
+//    target: {kind, project, name}, outcome, reason, changes, repeatCount?, prevHash}
+// where repeatCount is present only when the event stands for 2 or more identical ones,
 // where prevHash is the previous event's hash, or 64 zeros for the first event.
 import { createHash } from 'node:crypto';
 
@@ -55,6 +56,8 @@ export interface NewAuditEvent {
   /** Why, for denied/failed outcomes: an error code or a short message (never a secret). */
   reason?: string;
   changes?: readonly AuditChange[];
+  /** This event stands for this many identical ones (refusals repeated within a window); absent means 1. */
+  repeatCount?: number;
 }
 
 export interface StoredAuditEvent {
@@ -72,6 +75,8 @@ export interface StoredAuditEvent {
   outcome: AuditOutcome;
   reason: string;
   changes: AuditChange[];
+  /** Present (>= 2) when the event stands for that many identical ones. */
+  repeatCount?: number;
   prevHash: string;
   hash: string;
 }
@@ -127,6 +132,8 @@ export function auditEventHash(event: Omit<StoredAuditEvent, 'hash'>): string {
     outcome: event.outcome,
     reason: event.reason,
     changes: event.changes,
+    // Absent (left out of the canonical JSON) for single events, so their hashes are unchanged.
+    repeatCount: event.repeatCount !== undefined && event.repeatCount > 1 ? event.repeatCount : undefined,
     prevHash: event.prevHash,
   };
   return createHash('sha256').update(canonicalJson(content), 'utf8').digest('hex');

@@ -28,6 +28,7 @@ import { installAccessControl } from './auth/access-control.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import type { Policy } from './auth/policy.js';
 import type { AuditWriter } from './audit/audit-writer.js';
+import { createRefusalCoalescer } from './audit/refusal-coalescer.js';
 import { createRateLimiter, DEFAULT_AGENT_RATE_LIMITS, type RateLimitConfig } from './limits/rate-limit.js';
 import { registerHealthz } from './routes/meta.js';
 import { errorResponses } from './schemas.js';
@@ -107,6 +108,9 @@ export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
     ...(options.audit ? { audit: options.audit } : {}),
   });
   registerHealthz(app);
+  // A looping agent with an ended session would otherwise write one audit row per call.
+  const refusals = options.audit ? createRefusalCoalescer({ audit: options.audit, onError: (err) => log.error({ err }, 'could not record repeated refusals in the audit trail') }) : undefined;
+  if (refusals) app.addHook('onClose', async () => refusals.close());
 
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode === 401 || reply.statusCode === 403) {
@@ -114,8 +118,8 @@ export function buildAgentServer(options: AgentServerOptions): FastifyInstance {
       log.warn({ remoteAddress: request.ip, url: request.routeOptions.url ?? request.url, status: reply.statusCode, tokenHost: request.identity?.hostUid }, 'agent API refused a call');
       // A token that authenticated but was refused afterwards (ended session, another boot,
       // another host): the access-control hook did not see it, so it is recorded here.
-      if (options.audit && request.identity) {
-        await options.audit
+      if (refusals && request.identity) {
+        await refusals
           .record({
             actor: `agent-token:${request.identity.tokenId}`,
             roles: request.identity.roles,

@@ -148,6 +148,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     ...(options.rateLimits === false ? {} : { limits: createRateLimiter(options.rateLimits ?? {}) }),
     ...(options.audit ? { audit: options.audit } : {}),
     approvals: options.approvals !== false,
+    ...(options.now ? { now: options.now } : {}),
   });
   if (options.audit) installRequestAudit(app, { audit: options.audit });
   const gate =
@@ -156,6 +157,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
       : new ApprovalGate({
           store: options.store,
           config: options.approvals ?? {},
+          allowMd5Checksums: options.policy.allowMd5Checksums,
           ...(options.now ? { now: options.now } : {}),
           ...(options.audit ? { audit: options.audit } : {}),
         });

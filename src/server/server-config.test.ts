@@ -54,6 +54,12 @@ describe('server config file', () => {
     expect(() => parseServerConfig('agentApiUrl: 10.0.2.100:7386\n', 'a.yaml')).toThrow('agentApiUrl');
   });
 
+  it('maps the time after which a silent agent is lost, and refuses one shorter than two heartbeats', () => {
+    expect(serverOptionsFromConfig(parseServerConfig('conductor:\n  agentLostAfterMs: 120000\n', 'a.yaml')).agent).toEqual({ agentLostAfterMs: 120000 });
+    expect(serverOptionsFromConfig(parseServerConfig('agentApiUrl: http://10.0.2.100:7386\nconductor:\n  agentLostAfterMs: 600000\n', 'a.yaml')).agent).toEqual({ apiUrl: 'http://10.0.2.100:7386', agentLostAfterMs: 600000 });
+    expect(() => parseServerConfig('conductor:\n  agentLostAfterMs: 30000\n', 'a.yaml')).toThrow(/agentLostAfterMs/);
+  });
+
   it('maps body bounds and the request limits of both listeners, and refuses a bucket of 0', () => {
     const text = [
       'limits:',

@@ -105,6 +105,13 @@ export const ServerConfigSchema = Type.Object(
           powerChangeTimeoutMs: Type.Optional(Millis('how long a hard power change may take before it is a power-management error')),
           agentPollMs: Type.Optional(Millis('how often a running agent operation is polled')),
           agentBootTimeoutMs: Type.Optional(Millis('how long to wait for a booted agent')),
+          agentLostAfterMs: Type.Optional(
+            Type.Integer({
+              minimum: 60_000,
+              maximum: 24 * 3600 * 1000,
+              description: 'an agent silent this long (no heartbeat, poll or report; it heartbeats every 30 s) is lost and its inspection, deploy or cleaning fails; default 300000 (5 min)',
+            }),
+          ),
           idleRecheckMs: Type.Optional(Millis('how often resting hosts are compared with their spec')),
           defaultInspection: Type.Optional(Type.Enum(INSPECTION_MODES, { description: 'how hosts without spec.inspection are inspected: agent (default), bmc or disabled' })),
           inspectionAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'failed inspections retried before the host stays in error until its spec changes; default 5' })),
@@ -391,7 +398,9 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
   return {
     ...(config.listen ? { listen: config.listen } : {}),
     ...(config.agentListen ? { agentListen: config.agentListen } : {}),
-    ...(config.agentApiUrl ? { agent: { apiUrl: config.agentApiUrl } } : {}),
+    ...(config.agentApiUrl || c.agentLostAfterMs !== undefined
+      ? { agent: { ...(config.agentApiUrl ? { apiUrl: config.agentApiUrl } : {}), ...(c.agentLostAfterMs !== undefined ? { agentLostAfterMs: c.agentLostAfterMs } : {}) } }
+      : {}),
     ...(config.database ? { database: config.database } : {}),
     ...(body.maxBytes !== undefined ? { bodyLimit: body.maxBytes } : {}),
     ...(Object.keys(bodyBounds).length > 0 ? { bodyBounds } : {}),

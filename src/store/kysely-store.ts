@@ -11,7 +11,7 @@
 //   label selectors are evaluated in SQL so every page except the last is full.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
+import { sql, type Kysely, type Insertable, type RawBuilder, type Selectable, type SqlBool } from 'kysely';
 import { alreadyExists, conflict, IngotError, notFound, validationError } from '../model/errors.js';
 import { AUDIT_GENESIS_HASH, AUDIT_OUTCOMES, auditEventHash, canonicalJson } from '../model/audit-event.js';
 import { compareIp, formatIp, parseIp, type IpAddress, type IpFamily } from '../model/ip-address.js';
@@ -646,6 +646,7 @@ export class KyselyStore implements Store {
         created_at: token.createdAt,
         last_used_at: token.lastUsedAt ?? null,
         revoked_at: token.revokedAt ?? null,
+        principal: token.principal ?? '',
       })
       .onConflict((oc) => oc.doNothing())
       .returning('id')
@@ -1294,6 +1295,7 @@ function tokenRowToToken(row: Selectable<TokensTable>): StoredToken {
   };
   if (row.last_used_at !== null) token.lastUsedAt = row.last_used_at;
   if (row.revoked_at !== null) token.revokedAt = row.revoked_at;
+  if (row.principal) token.principal = row.principal;
   return token;
 }
 
@@ -1414,6 +1416,7 @@ function prepareAuditEvent(event: NewAuditEvent): Omit<StoredAuditEvent, 'seq' |
     outcome: event.outcome,
     reason: bound(event.reason, AUDIT_LIMITS.reason),
     changes: boundChanges(event.changes ?? []),
+    ...(event.repeatCount !== undefined && Number.isInteger(event.repeatCount) && event.repeatCount > 1 ? { repeatCount: event.repeatCount } : {}),
   };
 }
 
@@ -1428,7 +1431,7 @@ function boundChanges(changes: readonly AuditChange[]): AuditChange[] {
   return [{ path: '(changes)', after: `[${normalized.length} changes, ${bytes} bytes: too large to keep in the audit trail]` }];
 }
 
-function auditEventToRow(event: StoredAuditEvent): AuditEventsTable {
+function auditEventToRow(event: StoredAuditEvent): Insertable<AuditEventsTable> {
   return {
     seq: event.seq,
     id: event.id,
@@ -1447,6 +1450,7 @@ function auditEventToRow(event: StoredAuditEvent): AuditEventsTable {
     changes: JSON.stringify(event.changes),
     prev_hash: event.prevHash,
     hash: event.hash,
+    repeat_count: event.repeatCount ?? 1,
   };
 }
 
@@ -1467,6 +1471,7 @@ function rowToAuditEvent(row: Selectable<AuditEventsTable>): StoredAuditEvent {
     changes: parseTamperable(row.changes) as AuditChange[],
     prevHash: row.prev_hash,
     hash: row.hash,
+    ...(Number(row.repeat_count) > 1 ? { repeatCount: Number(row.repeat_count) } : {}),
   };
 }
 

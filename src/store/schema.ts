@@ -71,6 +71,8 @@ export interface TokensTable {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** Whom the token acts for (migration 0007); '' when unknown (the token's own id stands in). */
+  principal: Generated<string>;
 }
 
 export interface SettingsTable {
@@ -96,6 +98,8 @@ export interface AuditEventsTable {
   changes: string;
   prev_hash: string;
   hash: string;
+  /** How many identical events this row stands for (migration 0007); 1 for most. */
+  repeat_count: Generated<number>;
 }
 
 /** One row (id 1): the last appended audit seq and hash. */

@@ -147,6 +147,12 @@ export interface StoredToken {
   createdAt: string;
   lastUsedAt?: string;
   revokedAt?: string;
+  /**
+   * The person or automation this token acts for: an OIDC subject (`oidc:<sub>`), or for a
+   * token minted through the API the principal of the token that minted it. Absent for
+   * tokens made before principals were kept; the token's own id stands in.
+   */
+  principal?: string;
 }
 
 export interface SecretCiphertext {

@@ -139,14 +139,19 @@ export function registerAudit(program: Command, ctx: CommandContext): void {
 export function auditTable(events: AuditEvent[]): string {
   return renderTable(
     ['SEQ', 'TIME', 'ACTOR', 'ACTION', 'TARGET', 'OUTCOME', 'REASON'],
-    events.map((e) => [String(e.seq), e.time, e.actor, e.action, target(e), e.outcome, oneLine(e.reason)]),
+    events.map((e) => [String(e.seq), e.time, e.actor, e.action, target(e), outcome(e), oneLine(e.reason)]),
   );
 }
 
 /** One event per line for `tail`, where a table's column widths cannot be known ahead. */
 export function auditLine(e: AuditEvent): string {
   const reason = e.reason ? `: ${oneLine(e.reason)}` : '';
-  return `${e.seq} ${e.time} ${e.outcome} ${e.action} ${target(e) || '-'} by ${e.actor}${reason}`;
+  return `${e.seq} ${e.time} ${outcome(e)} ${e.action} ${target(e) || '-'} by ${e.actor}${reason}`;
+}
+
+/** `denied x599` for an event standing for repeated identical refusals. */
+function outcome(e: AuditEvent): string {
+  return e.repeatCount ? `${e.outcome} x${e.repeatCount}` : e.outcome;
 }
 
 function target(e: AuditEvent): string {

@@ -133,7 +133,7 @@ describe('inspecting', () => {
       given: () => host('inspecting'),
       arrange: (h) => h.fleet.failNext('node-1', 'inspect', 'timeout', 1000),
       mode: 'drive',
-      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringMatching(/did not check in within 30 s.*set spec\.inspection: bmc/) },
+      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringMatching(/^the agent never checked in: nothing looked up within 30 s of booting the host into the agent; check that the host network-boots.*set spec\.inspection: bmc/) },
     },
     {
       name: 'spec.inspection bmc: the BMC inventory, no agent booted, power untouched',

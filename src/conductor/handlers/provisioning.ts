@@ -147,6 +147,9 @@ export const provisioning: Handler = (ctx) =>
             deploy: {
               image: cached.image,
               ...(host.spec.rootDeviceHints ? { rootDeviceHints: host.spec.rootDeviceHints } : {}),
+              // A retry after a failed deploy (the engine keeps errorType across `retry`): the
+              // failed one may have written part of its image and, if its agent died, erased nothing.
+              ...(status.errorType === 'provisioning' ? { eraseFirst: true } : {}),
               configDrive: await buildConfigDrive(ctx, host),
             },
           }),

@@ -204,14 +204,15 @@ export async function runAgentOperation(
       if (!(error instanceof AgentUnavailable)) throw error;
       const bootAt = Number(state[STEP.agentBootAt] ?? ctx.clock.now());
       if (ctx.clock.now() - bootAt > ctx.config.agentBootTimeoutMs) {
+        const seconds = Math.round(ctx.config.agentBootTimeoutMs / 1000);
+        const check =
+          state[STEP.agentBootVia] === 'virtual-media'
+            ? 'check that the host boots from the virtual CD (the BMC honours the one-time boot override; no boot order or boot password puts the disk or the network first), that the BMC can fetch the boot medium from the agent API URL (the ISO is served by the agent listener: the BMC network must reach it), and that the booted host reaches the agent API (its console shows the agent\'s log)'
+            : 'check that the host network-boots from its boot MAC (boot order, PXE enabled on that NIC) and that it reaches the agent API';
         return {
           kind: 'failed',
           errorType: opts.errorType,
-          message: `the agent did not check in within ${Math.round(ctx.config.agentBootTimeoutMs / 1000)} s of booting the host; ${
-            state[STEP.agentBootVia] === 'virtual-media'
-              ? 'check that the BMC can fetch the boot medium from the agent API and that the host reaches the agent API'
-              : 'check that it can network-boot'
-          }${opts.noAgentHint ? `; ${opts.noAgentHint}` : ''} (${error.message})`,
+          message: `the agent never checked in: nothing looked up within ${seconds} s of booting the host into the agent; ${check}${opts.noAgentHint ? `; ${opts.noAgentHint}` : ''} (${error.message})`,
         };
       }
       return { kind: 'wait', afterMs: ctx.config.agentPollMs };

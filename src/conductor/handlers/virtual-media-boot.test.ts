@@ -8,7 +8,7 @@ import type { BmcDriver, BmcTarget } from '../../drivers/driver.js';
 import type { DriverRegistry } from '../../drivers/registry.js';
 import { parseBmcAddress } from '../../model/bmc-address.js';
 import type { Host } from '../../model/host.js';
-import type { AgentPort } from '../agent-port.js';
+import type { AgentPort, AgentStartRequest } from '../agent-port.js';
 import { STEP } from './steps.js';
 import { harness, host, IMAGE } from './test-kit.js';
 
@@ -19,6 +19,8 @@ const MEDIUM_SECRET = 'medium-credential';
 interface Calls {
   log: string[];
   prepared: number;
+  /** What the handlers asked the agent to do, in order. */
+  requests?: AgentStartRequest[];
 }
 
 /**
@@ -62,7 +64,10 @@ function redfishLike(calls: Calls, opts: { prepareBoot?: boolean } = {}) {
     };
     const fakeAgent = base.agentFor(host('inspecting').build());
     const agent: AgentPort = {
-      start: (x, id, r) => fakeAgent.start(h(x), id, r),
+      start: (x, id, r) => {
+        calls.requests?.push(r);
+        return fakeAgent.start(h(x), id, r);
+      },
       poll: (x, id) => fakeAgent.poll(h(x), id),
       finish: (x) => {
         calls.log.push('finish');
@@ -156,5 +161,31 @@ describe('booting the agent from virtual media', () => {
     expect(outcome).toMatchObject({ kind: 'advance', event: 'inspected' });
     expect(calls.log.some((c) => c.startsWith('insert'))).toBe(false);
     expect(h.fleet.machine('node-1').lastBoot?.from).toBe('pxe');
+  });
+
+  it('an agent that never checks in fails inspection saying so, and what to check: the boot from the CD and the BMC reaching the medium', async () => {
+    const calls: Calls = { log: [], prepared: 0 };
+    const h = harness({ drivers: redfishLike(calls) });
+    h.fleet.failNext('node-1', 'inspect', 'timeout', 1000);
+    const { outcome } = await h.drive(host('inspecting').withSpec({ bmc: { address: VM_ADDRESS, credentialsName: 'node-bmc' } }));
+    expect(outcome).toMatchObject({ kind: 'failed', errorType: 'inspection' });
+    if (outcome.kind !== 'failed') return;
+    expect(outcome.message).toMatch(/^the agent never checked in: nothing looked up within 30 s of booting the host into the agent; /);
+    expect(outcome.message).toContain('boots from the virtual CD');
+    expect(outcome.message).toContain('the BMC can fetch the boot medium from the agent API URL');
+    expect(outcome.message).not.toContain(MEDIUM_SECRET);
+  });
+
+  it('a deploy retried after a provisioning error asks the agent to erase what the failed one left; a first deploy does not', async () => {
+    const first: Calls = { log: [], prepared: 0, requests: [] };
+    await harness({ drivers: redfishLike(first) }).drive(host('provisioning').withImage().withSpec({ bmc: { address: VM_ADDRESS, credentialsName: 'node-bmc' } }));
+    const retried: Calls = { log: [], prepared: 0, requests: [] };
+    const { outcome } = await harness({ drivers: redfishLike(retried) }).drive(
+      host('provisioning').withImage().withSpec({ bmc: { address: VM_ADDRESS, credentialsName: 'node-bmc' } }).withStatus({ errorType: 'provisioning', errorMessage: 'deploy failed on the host: the agent was lost', errorCount: 1 }),
+    );
+    expect(outcome).toMatchObject({ kind: 'advance', event: 'provisioned' });
+    const deployOf = (c: Calls) => c.requests!.find((r) => r.kind === 'deploy') as Extract<AgentStartRequest, { kind: 'deploy' }>;
+    expect(deployOf(first).deploy.eraseFirst).toBeUndefined();
+    expect(deployOf(retried).deploy.eraseFirst).toBe(true);
   });
 });

@@ -6,7 +6,7 @@ import { buildApiServer } from '../api-server.js';
 import { createAuditWriter } from '../audit/audit-writer.js';
 import { createPolicy } from '../auth/policy.js';
 import { createLogger } from '../logger.js';
-import { addToken, hostManifest, secretManifest, startApiFixture, type ApiFixture } from '../testing/api-fixture.js';
+import { addToken, CHECKSUM_SHA256, hostManifest, secretManifest, startApiFixture, type ApiFixture } from '../testing/api-fixture.js';
 
 let api: ApiFixture | undefined;
 let secondServer: FastifyInstance | undefined;
@@ -64,6 +64,60 @@ describe('two-person rule over HTTP', () => {
     expect(events.some((e) => e.action === 'approval:request' && e.target.name === id)).toBe(true);
     expect(events.some((e) => e.action === 'host:delete' && e.target.name === 'h3' && e.reason.includes(`executes approval ${id}`))).toBe(true);
     expect(events.some((e) => e.action === 'approval:approve' && e.outcome === 'succeeded')).toBe(true);
+  });
+
+  it('the approver must be another person: a token minted by the requester (or by a token it minted) cannot approve', async () => {
+    const a = await fixture({ approvals: { destructiveThreshold: 0 } });
+    await enroll(a, 'h1');
+    const held = await a.call('DELETE', '/api/v1/hosts/h1');
+    expect(held.status).toBe(202);
+    const mint = async (token: string): Promise<string> => {
+      const res = await a.call('POST', '/api/v1/tokens', { token, body: { roles: ['platform-admin'], description: 'second admin token', expiresInSeconds: 3600 } });
+      expect(res.status, res.text).toBe(201);
+      return res.json.token as string;
+    };
+    const minted = await mint(a.adminToken);
+    const mintedByMinted = await mint(minted);
+    for (const token of [minted, mintedByMinted]) {
+      const refused = await a.call('POST', `/api/v1/approvals/${held.json.id}/approve`, { token });
+      expect(refused.status).toBe(403);
+      expect(refused.json.message).toMatch(/you cannot approve your own request with another token of the same person/);
+    }
+    expect((await a.store.getApproval(held.json.id))?.state).toBe('pending');
+    expect((await a.call('GET', '/api/v1/hosts/h1')).json.metadata.deletionTimestamp).toBeUndefined();
+    // another person's token (not minted from the requester's) can
+    const other = await addToken(a.store, ['platform-admin']);
+    expect((await a.call('POST', `/api/v1/approvals/${held.json.id}/approve`, { token: other })).json.state).toBe('executed');
+  });
+
+  it('re-imaging is destructive; an invalid change is refused before it can be held', async () => {
+    const a = await fixture({ approvals: { destructiveThreshold: 0 } });
+    const image = { url: 'http://images.test/a.raw', checksum: CHECKSUM_SHA256, checksumType: 'sha256', format: 'raw' };
+    expect((await a.call('POST', '/api/v1/hosts', { body: hostManifest('h1', { image }) })).status).toBe(201);
+    // the same image again, or a label, is not destructive
+    expect((await a.call('PATCH', '/api/v1/hosts/h1', { body: { spec: { image } } })).status).toBe(200);
+    expect((await a.call('PATCH', '/api/v1/hosts/h1', { body: { metadata: { labels: { rack: 'r1' } } } })).status).toBe(200);
+    const reimage = await a.call('PATCH', '/api/v1/hosts/h1', { body: { spec: { image: { ...image, url: 'http://images.test/b.raw', checksum: 'b'.repeat(64) } } } });
+    expect(reimage.status).toBe(202);
+    expect(reimage.json).toMatchObject({ kind: 'Approval', action: 'host:update' });
+    expect((await a.call('GET', '/api/v1/hosts/h1')).json.spec.image.url).toBe('http://images.test/a.raw');
+    // destructive but invalid: 400 naming the field, and no approval that could never run
+    const before = (await a.store.listApprovals({ state: 'pending' })).length;
+    const invalid = await a.call('PATCH', '/api/v1/hosts/h1', { body: { spec: { image: null, online: 'true' } } });
+    expect(invalid.status).toBe(400);
+    expect(invalid.json.message).toMatch(/spec\.online/);
+    const badSecret = await a.call('PATCH', '/api/v1/hosts/h1', { body: { spec: { image: null, bmc: { address: 'fake://h1', credentialsName: 'missing' } } } });
+    expect(badSecret.status).toBe(422);
+    expect(await a.store.listApprovals({ state: 'pending' })).toHaveLength(before);
+  });
+
+  it('with approval:required, an invalid PATCH is a 400, not a 202', async () => {
+    const policy = createPolicy({ overrides: { 'host:update': 'role:platform-admin and approval:required' } });
+    const a = await fixture({ policy, approvals: { destructiveThreshold: 1000 } });
+    await enroll(a, 'h1');
+    const res = await a.call('PATCH', '/api/v1/hosts/h1', { body: { spec: { online: 'true' } } });
+    expect(res.status).toBe(400);
+    expect(await a.store.listApprovals({ state: 'pending' })).toHaveLength(0);
   });
 
   it('a client cannot forge the execution marker', async () => {

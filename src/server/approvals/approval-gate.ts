@@ -3,7 +3,7 @@
 //   - the policy allows the action only with approval:required (access-control.ts marks the
 //     request), or
 //   - it is destructive (host delete; a PATCH/PUT that removes spec.image, i.e. deprovisions,
-//     or powers off a provisioned host) and `destructiveThreshold` destructive changes, from
+//     replaces it with another image, i.e. re-images, or powers off a provisioned host) and `destructiveThreshold` destructive changes, from
 //     any identity, already ran in the last `windowSeconds`.
 // A held change is stored as a pending Approval (method, path, body: host bodies hold no
 // secret values, only references) and answered 202 {kind: 'Approval'}. Another identity
@@ -19,12 +19,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { API_VERSION } from '../../model/envelope.js';
-import { IngotError } from '../../model/errors.js';
-import type { Store, StoredApproval } from '../../store/store.js';
+import { IngotError, validationError } from '../../model/errors.js';
+import type { Store, StoredApproval, StoredResource } from '../../store/store.js';
 import { actorOf, auditTarget } from '../auth/access-control.js';
 import { isRouteAction, PUBLIC, type Action } from '../auth/policy.js';
 import type { AuditWriter } from '../audit/audit-writer.js';
-import { applyMergePatch } from '../merge-patch.js';
+import { HostInput, type HostSpec } from '../../model/host.js';
+import { admitHost } from '../admission/host-admission.js';
+import { patchedHost, type HostPatchBody, type PatchedHost } from '../host-patch.js';
+import { humanizeSchemaErrors, type SchemaError } from '../validation-messages.js';
 
 export interface ApprovalConfig {
   /** Destructive changes allowed per window before each further one needs an approval. */
@@ -80,8 +83,11 @@ export class ApprovalGate {
   /** nonce -> approval id, for the one replay each approval gets. */
   readonly #nonces = new Map<string, string>();
 
-  constructor(options: { store: Store; config?: Partial<ApprovalConfig>; now?: () => number; audit?: AuditWriter }) {
+  readonly #allowMd5Checksums: boolean;
+
+  constructor(options: { store: Store; config?: Partial<ApprovalConfig>; now?: () => number; audit?: AuditWriter; allowMd5Checksums?: boolean }) {
     this.config = { ...DEFAULT_APPROVAL_CONFIG, ...(options.config ?? {}) };
+    this.#allowMd5Checksums = options.allowMd5Checksums ?? false;
     this.#store = options.store;
     this.#now = options.now ?? Date.now;
     this.#audit = options.audit;
@@ -120,8 +126,12 @@ export class ApprovalGate {
         throw new IngotError('INGOT_ERR_FORBIDDEN', `action ${action} requires an approval by policy (approval:required), and approvals cover host changes only; ask an operator to change the policy`);
       }
       if (!writesHost) return;
-      const destructive = await this.#isDestructive(action, request);
+      const change = await this.#proposedChange(action, request);
+      const destructive = action === 'host:delete' || (change !== undefined && isDestructiveChange(change.existing, change.spec));
       if (!request.approvalRequired && !destructive) return;
+      // Only a change that would run may be held: an invalid one is refused now, not approved
+      // later and then refused (nor does it take a place in the destructive window).
+      if (action !== 'host:delete') await this.#validate(request, change);
       const now = this.#now();
       if (!request.approvalRequired) {
         const windowMs = Math.max(1, Math.round(this.config.windowSeconds * 1000));
@@ -140,7 +150,8 @@ export class ApprovalGate {
         targetName: target.name,
         request: { method: request.method, path: request.url.split('?')[0]!, ...(request.body !== undefined ? { body: request.body } : {}) },
         cause,
-        requestedBy: identity.tokenId,
+        // The person, not the token: approving with another token of the same person is refused.
+        requestedBy: identity.principal,
         requestedAt: new Date(now).toISOString(),
         expiresAt: new Date(now + this.config.ttlSeconds * 1000).toISOString(),
         state: 'pending',
@@ -168,22 +179,56 @@ export class ApprovalGate {
     });
   }
 
-  async #isDestructive(action: Action, request: FastifyRequest): Promise<boolean> {
-    if (action === 'host:delete') return true;
-    if (action !== 'host:update') return false;
+  /** What a host:update would make of the stored host (undefined for creates and unknown hosts). */
+  async #proposedChange(action: Action, request: FastifyRequest): Promise<ProposedChange | undefined> {
+    if (action !== 'host:update') return undefined;
     const name = (request.params as { name?: unknown }).name;
-    if (typeof name !== 'string') return false;
+    if (typeof name !== 'string') return undefined;
     const existing = await this.#store.get({ kind: 'Host', project: '', name });
-    if (!existing) return false;
-    const body = request.body as { spec?: unknown } | undefined;
-    if (body?.spec === undefined) return false;
-    const next = (request.method === 'PATCH' ? applyMergePatch(existing.spec, body.spec) : body.spec) as Record<string, unknown> | null;
-    const spec = next !== null && typeof next === 'object' ? next : {};
-    const deprovisions = existing.spec.image !== undefined && existing.spec.image !== null && (spec.image === undefined || spec.image === null);
-    const state = (existing.status as { provisioning?: { state?: unknown } }).provisioning?.state;
-    const powersOff = state === 'provisioned' && existing.spec.online === true && spec.online !== true;
-    return deprovisions || powersOff;
+    if (!existing) return undefined;
+    const body = (request.body ?? {}) as HostPatchBody;
+    if (request.method === 'PATCH') {
+      const next = patchedHost(existing, body);
+      return { existing, next, spec: next.spec };
+    }
+    return { existing, spec: body.spec };
   }
+
+  /** The checks the route itself makes before writing: the merged document's schema, then admission. */
+  async #validate(request: FastifyRequest, change: ProposedChange | undefined): Promise<void> {
+    let document = request.body as { metadata?: unknown; spec?: unknown } | undefined;
+    if (change?.next) {
+      const validate = request.compileValidationSchema(HostInput, 'body');
+      if (!validate(change.next)) throw validationError(humanizeSchemaErrors((validate.errors ?? []) as SchemaError[]));
+      document = change.next;
+    }
+    if (document?.spec !== undefined) {
+      await admitHost(this.#store, { metadata: (document.metadata ?? {}) as never, spec: document.spec as HostSpec }, { allowMd5Checksums: this.#allowMd5Checksums });
+    }
+  }
+}
+
+interface ProposedChange {
+  existing: StoredResource;
+  /** The merged document of a PATCH. */
+  next?: PatchedHost;
+  spec: unknown;
+}
+
+/**
+ * Destructive: deprovisioning (spec.image removed), re-imaging (spec.image replaced by another
+ * image: the disk is rewritten), or powering off a provisioned host.
+ */
+function isDestructiveChange(existing: StoredResource, nextSpec: unknown): boolean {
+  const spec = (nextSpec !== null && typeof nextSpec === 'object' ? nextSpec : {}) as Record<string, unknown>;
+  const before = existing.spec.image as { url?: unknown; checksum?: unknown } | undefined | null;
+  const after = spec.image as { url?: unknown; checksum?: unknown } | undefined | null;
+  const hadImage = before !== undefined && before !== null;
+  const deprovisions = hadImage && (after === undefined || after === null);
+  const reimages = hadImage && after !== undefined && after !== null && (after.url !== before.url || after.checksum !== before.checksum);
+  const state = (existing.status as { provisioning?: { state?: unknown } }).provisioning?.state;
+  const powersOff = state === 'provisioned' && existing.spec.online === true && spec.online !== true;
+  return deprovisions || reimages || powersOff;
 }
 
 function nameFromBody(body: unknown): string {

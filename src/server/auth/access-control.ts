@@ -8,6 +8,7 @@ import type { Store, StoredToken } from '../../store/store.js';
 import { platformScopeRoles, projectScopeRoles } from './project-scope.js';
 import { UnauthenticatedError, type Authenticator } from './authenticate.js';
 import type { AuditWriter } from '../audit/audit-writer.js';
+import { createRefusalCoalescer } from '../audit/refusal-coalescer.js';
 import { RateLimitedError, type RateLimiter } from '../limits/rate-limit.js';
 import { authorize, CAPABILITY_URL_ACTIONS, isRouteAction, PUBLIC, type Action, type Identity, type Policy, type RouteAction } from './policy.js';
 
@@ -76,10 +77,15 @@ export function installAccessControl(
      * mark the request instead of refusing it. Without one they refuse (fail closed).
      */
     approvals?: boolean;
+    /** Clock of the refusal coalescer (tests). */
+    now?: () => number;
   },
 ): RegisteredRoute[] {
   const routes: RegisteredRoute[] = [];
   registered.set(app, routes);
+  // Repeated identical refusals become one audit event with a count (refusal-coalescer.ts).
+  const refusals = options.audit ? createRefusalCoalescer({ audit: options.audit, ...(options.now ? { now: options.now } : {}), onError: (err) => app.log.error({ err }, 'could not record repeated refusals in the audit trail') }) : undefined;
+  if (refusals) app.addHook('onClose', async () => refusals.close());
   app.addHook('onRoute', (route) => {
     const action = (route.config as { action?: unknown } | undefined)?.action;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -97,12 +103,12 @@ export function installAccessControl(
       // Unreachable while the onRoute check holds; fail closed if it ever does not.
       throw new IngotError('INGOT_ERR_INTERNAL', 'route without a policy action');
     }
-    const { limits, audit } = options;
+    const { limits } = options;
     const address = request.ip;
     const refuse = async (actor: string, roles: readonly string[], auditAction: string, err: IngotError): Promise<never> => {
       if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
-      if (audit) {
-        await audit.record({
+      if (refusals) {
+        await refusals.record({
           actor,
           roles,
           sourceAddress: address,
@@ -147,20 +153,23 @@ export function installAccessControl(
       identity = { ...identity, roles };
     }
     const actor = actorOf(identity);
+    // Every authenticated request costs the identity, allowed or refused: refusals must not
+    // be a free way to load the server and the audit trail. The bucket is the principal's, so
+    // minting more tokens does not buy more requests.
+    if (limits) {
+      try {
+        limits.take(identity.principal, identity.roles);
+      } catch (err) {
+        if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
+        throw err;
+      }
+    }
     try {
       const platformRoute = options.store !== undefined && typeof project !== 'string';
       if (authorize(options.policy, identity, action, { approvals: options.approvals === true, platformRoute }) === 'approval-required') request.approvalRequired = true;
     } catch (err) {
       if (!(err instanceof IngotError)) throw err;
       return refuse(actor, identity.roles, action, outOfScope ? new IngotError(err.code, `${err.message}${outOfScope}`, err.details ? { details: err.details } : {}) : err);
-    }
-    if (limits) {
-      try {
-        limits.take(identity.tokenId, identity.roles);
-      } catch (err) {
-        if (err instanceof RateLimitedError) void reply.header('retry-after', String(err.retryAfterSeconds));
-        throw err;
-      }
     }
     request.identity = identity;
   });

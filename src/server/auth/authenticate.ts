@@ -78,6 +78,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       }
       return {
         tokenId: found.id,
+        principal: found.principal ?? found.id,
         type: found.type,
         roles: found.type === 'agent' ? ['agent'] : found.roles,
         project: found.project,

@@ -170,6 +170,7 @@ export function createOidcVerifier(config: OidcConfig, hooks: { onKeySetError?: 
       const name = [payload.preferred_username, payload.email].find((v): v is string => typeof v === 'string' && v.length > 0);
       return {
         tokenId: `oidc:${sub}`,
+        principal: `oidc:${sub}`,
         type: 'api',
         roles,
         project,

@@ -238,6 +238,12 @@ export function isRouteAction(value: unknown): value is RouteAction {
 /** Who is calling, as established by authentication. */
 export interface Identity {
   tokenId: string;
+  /**
+   * The person or automation behind the token: an OIDC token's `oidc:<sub>`; for an Ingot
+   * token minted through the API, the principal of the token that minted it; otherwise the
+   * token's own id. Rules about "another person" (the two-person rule) compare principals.
+   */
+  principal: string;
   /** 'api' for people and automation, 'agent' for one-boot agent tokens. */
   type: 'api' | 'agent';
   roles: readonly string[];

@@ -9,7 +9,7 @@ import { platformScopeRoles, projectScopeRoles } from './project-scope.js';
 
 let dir: string;
 let store: Store;
-const identity = (over: Partial<Identity>): Identity => ({ tokenId: 't1', type: 'api', roles: [], project: '', hostUid: '', ...over });
+const identity = (over: Partial<Identity>): Identity => ({ tokenId: 't1', principal: 't1', type: 'api', roles: [], project: '', hostUid: '', ...over });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ingot-scope-'));

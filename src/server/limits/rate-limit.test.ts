@@ -79,6 +79,26 @@ describe('rate limits over real HTTP (injected clock)', () => {
     expect((await api.call('GET', '/api/v1/hosts', { token: reader })).status).toBe(429);
   });
 
+  it('refusals cost the identity like any request: a viewer deleting hosts in a loop gets 429, and its refusals are audited as one event with a count', async () => {
+    let now = 7_000_000;
+    api = await startApiFixture({ now: () => now, rateLimits: { now: () => now } });
+    const viewer = await addToken(api.store, ['project-viewer'], { project: 'red' });
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 600; i++) {
+      const { status } = await api.call('DELETE', '/api/v1/hosts/someone-elses', { token: viewer });
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    }
+    // the default bucket (60 at once) is spent by refusals too
+    expect(statuses.get(403)).toBe(60);
+    expect(statuses.get(429)).toBe(540);
+    expect(await api.store.listAuditEvents({ action: 'host:delete' })).toHaveLength(1);
+    now += 61_000;
+    expect((await api.call('DELETE', '/api/v1/hosts/someone-elses', { token: viewer })).status).toBe(403);
+    const events = await api.store.listAuditEvents({ action: 'host:delete' });
+    expect(events.map((e) => e.repeatCount ?? 1)).toEqual([1, 59, 1]);
+    expect(events.every((e) => e.outcome === 'denied' && e.target.name === 'someone-elses')).toBe(true);
+  });
+
   it('counts unknown credentials from all addresses together', () => {
     const limiter = createRateLimiter({ now: () => 0, authFailures: { maxFailures: 10, windowMs: 60_000, maxUnknownTotal: 200 } });
     for (let i = 0; i < 200; i++) limiter.recordAuthFailure({ address: `10.0.${i >> 8}.${i & 255}` });

@@ -72,8 +72,14 @@ export function approvalRoutes(options: { store: Store; policy: Policy; gate: Ap
       handler: async (request, reply) => {
         const identity = request.identity!;
         const a = await pendingOrThrow(request.params.id);
-        if (a.requestedBy === identity.tokenId) {
-          throw new IngotError('INGOT_ERR_FORBIDDEN', `you cannot approve your own request (Approval "${a.id}" was requested by ${a.requestedBy}); another admin must approve it`);
+        // requestedBy is the requester's principal (the person behind the token); approvals
+        // held before principals were kept name the token, which is also checked.
+        if (a.requestedBy === identity.principal || a.requestedBy === identity.tokenId) {
+          const how = identity.principal !== identity.tokenId && a.requestedBy === identity.principal ? ' with another token of the same person' : '';
+          throw new IngotError(
+            'INGOT_ERR_FORBIDDEN',
+            `you cannot approve your own request${how} (Approval "${a.id}" was requested by ${a.requestedBy}, and your token acts for ${identity.principal}); a different person must approve it`,
+          );
         }
         const action = a.action as Action;
         if (!(action in ACTIONS) || !(isAllowed(policy, identity.roles, action) || isAllowedWithApproval(policy, identity.roles, action))) {
@@ -82,7 +88,7 @@ export function approvalRoutes(options: { store: Store; policy: Policy; gate: Ap
         const reason = request.body?.reason;
         const approved = await store.transitionApproval(a.id, 'pending', {
           state: 'approved',
-          decidedBy: identity.tokenId,
+          decidedBy: identity.principal,
           decidedAt: new Date(gate.now()).toISOString(),
           ...(reason !== undefined ? { reason } : {}),
         });
@@ -134,7 +140,7 @@ export function approvalRoutes(options: { store: Store; policy: Policy; gate: Ap
         const reason = request.body?.reason;
         const rejected = await store.transitionApproval(a.id, 'pending', {
           state: 'rejected',
-          decidedBy: request.identity!.tokenId,
+          decidedBy: request.identity!.principal,
           decidedAt: new Date(gate.now()).toISOString(),
           ...(reason !== undefined ? { reason } : {}),
         });

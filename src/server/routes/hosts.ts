@@ -12,7 +12,7 @@ import { checkReservedMetadata } from '../admission/reserved-metadata.js';
 import { authorize } from '../auth/policy.js';
 import { parseResourceVersion, toEnvelope, toList } from '../envelope.js';
 import { humanizeSchemaErrors, type SchemaError } from '../validation-messages.js';
-import { applyMergePatch } from '../merge-patch.js';
+import { patchedHost } from '../host-patch.js';
 import { documented, EventList, errorResponses, HostList, HostResource, NameParams, PageQuery } from '../schemas.js';
 import { streamWatch } from '../watch-stream.js';
 import type { ApiContext } from '../api-context.js';
@@ -59,10 +59,6 @@ const HostPatch = Type.Object(
   },
   { additionalProperties: false },
 );
-
-function mapOrEmpty(value: unknown): Record<string, string> {
-  return value !== null && typeof value === 'object' ? (value as Record<string, string>) : {};
-}
 
 export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
   const { store, policy } = ctx;
@@ -230,16 +226,7 @@ export function hostRoutes(ctx: ApiContext): FastifyPluginAsyncTypebox {
           const existing = await tx.get({ kind: KIND, project: PLATFORM, name });
           if (!existing) throw notFound(KIND, name);
           checkWritable(existing, expected);
-          const next = {
-            metadata: {
-              name,
-              labels: mapOrEmpty(patch.metadata && 'labels' in patch.metadata ? applyMergePatch(existing.labels, patch.metadata.labels) : existing.labels),
-              annotations: mapOrEmpty(
-                patch.metadata && 'annotations' in patch.metadata ? applyMergePatch(existing.annotations, patch.metadata.annotations) : existing.annotations,
-              ),
-            },
-            spec: patch.spec !== undefined ? applyMergePatch(existing.spec, patch.spec) : existing.spec,
-          };
+          const next = patchedHost(existing, patch);
           if (!validate(next)) {
             throw validationError(humanizeSchemaErrors((validate.errors ?? []) as SchemaError[]));
           }

@@ -105,6 +105,8 @@ export function tokenRoutes(options: { store: Store; policy: Policy; maxLifetime
           hostUid: '',
           expiresAt: at + input.expiresInSeconds * 1000,
           createdAt: new Date(at).toISOString(),
+          // The minted token acts for whoever minted it, so a second token is not a second person.
+          principal: creator.principal,
         };
         await store.createToken(stored);
         void reply.header('cache-control', 'no-store');

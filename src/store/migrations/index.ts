@@ -9,6 +9,7 @@ import { agentMigration } from './0003-agent.js';
 import { ipamMigration } from './0004-ipam.js';
 import { approvalsMigration } from './0005-approvals.js';
 import { actionWindowMigration } from './0006-action-window.js';
+import { repeatsAndPrincipalsMigration } from './0007-repeats-and-principals.js';
 
 export function migrationsFor(dialect: Dialect): Record<string, Migration> {
   return {
@@ -18,6 +19,7 @@ export function migrationsFor(dialect: Dialect): Record<string, Migration> {
     '0004-ipam': ipamMigration(dialect),
     '0005-approvals': approvalsMigration(dialect),
     '0006-action-window': actionWindowMigration(dialect),
+    '0007-repeats-and-principals': repeatsAndPrincipalsMigration(dialect),
   };
 }
 
