@@ -25,6 +25,8 @@ export interface EnrollLabOptions {
   systems?: string[];
   /** How many systems to enroll at once; default 8. */
   concurrency?: number;
+  /** spec.inspection of the hosts created (agent | bmc | disabled); default: unset (the server's default). */
+  inspection?: 'agent' | 'bmc' | 'disabled';
 }
 
 export interface EnrolledHost {
@@ -122,7 +124,7 @@ export async function enrollLab(opts: EnrollLabOptions): Promise<EnrollResult> {
         apiVersion: API_VERSION,
         kind: 'Host',
         metadata: { name, labels: { 'ingot.dev/lab': 'true' } },
-        spec: { bmc: { address, credentialsName: secretName, caBundleName: LAB_CA_SECRET }, ...(bootMACAddress ? { bootMACAddress } : {}), online: false },
+        spec: { bmc: { address, credentialsName: secretName, caBundleName: LAB_CA_SECRET }, ...(bootMACAddress ? { bootMACAddress } : {}), online: false, ...(opts.inspection ? { inspection: opts.inspection } : {}) },
       });
       hosts.push({ name, secretName, address, bootMACAddress });
     }

@@ -47,6 +47,7 @@ export class LabHarness {
       ...(opts.agentLog ? { agentLog: opts.agentLog } : {}),
       ...(opts.agentProcesses ? { agentProcesses: opts.agentProcesses } : {}),
       ...(opts.vms ? { vms: opts.vms } : {}),
+      ...(opts.personality ? { personality: opts.personality } : {}),
     });
     return new LabHarness(lab, await readFile(lab.caFile, 'utf8'), dataDir);
   }

@@ -121,6 +121,14 @@ export const errors = {
       message('QueryNotSupported', `Querying is not supported by the implementation (${param}).`, { args: [param], severity: 'Warning', resolution: 'Remove the query parameters and resubmit the request if the operation failed.' }),
     ]);
   },
+  preconditionRequired(): RedfishError {
+    return new RedfishError(428, [
+      message('PreconditionRequired', 'A precondition header or annotation is required to change the resource.', {
+        severity: 'Critical',
+        resolution: 'Try the request again with an If-Match header carrying the ETag of the resource.',
+      }),
+    ]);
+  },
   preconditionFailed(): RedfishError {
     return new RedfishError(412, [
       message('PreconditionFailed', 'The ETag supplied did not match the ETag required to change this resource.', {

@@ -4,6 +4,7 @@
 // resource served against exactly that schema.
 import { BIOS_ATTRIBUTES, BOOT_MODES, BOOT_OVERRIDE_ENABLED, BOOT_TARGETS, RESET_TYPES, nameUuid, type SystemState } from './lab-model.js';
 import type { LabFleet, LabTask } from './lab-fleet.js';
+import type { Personality } from './personality.js';
 
 export const ROOT = '/redfish/v1';
 
@@ -67,7 +68,7 @@ export const taskPath = (id: string) => `${ROOT}/TaskService/Tasks/${id}`;
 export const taskMonitorPath = (id: string) => `${ROOT}/TaskService/TaskMonitors/${id}`;
 export const SESSIONS_PATH = `${ROOT}/SessionService/Sessions`;
 
-export function serviceRoot(serviceUuid: string): Json {
+export function serviceRoot(serviceUuid: string, p: Personality): Json {
   return {
     ...head('ServiceRoot', `${ROOT}/`),
     Id: 'RootService',
@@ -86,16 +87,16 @@ export function serviceRoot(serviceUuid: string): Json {
     Systems: link(`${ROOT}/Systems`),
     Chassis: link(`${ROOT}/Chassis`),
     Managers: link(`${ROOT}/Managers`),
-    SessionService: link(`${ROOT}/SessionService`),
+    ...(p.sessions ? { SessionService: link(`${ROOT}/SessionService`) } : {}),
     AccountService: link(`${ROOT}/AccountService`),
     // ServiceRoot names the task service link `Tasks` (clients such as Ironic's sushy read it by that name).
     Tasks: link(`${ROOT}/TaskService`),
     UpdateService: link(`${ROOT}/UpdateService`),
-    Links: { Sessions: link(SESSIONS_PATH) },
+    Links: p.sessions ? { Sessions: link(SESSIONS_PATH) } : {},
   };
 }
 
-export function computerSystem(fleet: LabFleet, s: SystemState): Json {
+export function computerSystem(fleet: LabFleet, s: SystemState, p: Personality): Json {
   const hw = s.hardware;
   const cpus = hw.processors.filter((p) => p.type === 'CPU');
   const base = sysPath(s);
@@ -133,7 +134,7 @@ export function computerSystem(fleet: LabFleet, s: SystemState): Json {
     Memory: link(`${base}/Memory`),
     Storage: link(`${base}/Storage`),
     EthernetInterfaces: link(`${base}/EthernetInterfaces`),
-    Bios: link(`${base}/Bios`),
+    ...(p.bios ? { Bios: link(`${base}/Bios`) } : {}),
     ...(hw.secureBootCapable ? { SecureBoot: link(`${base}/SecureBoot`) } : {}),
     Links: { Chassis: [link(chassisPath(s))], ManagedBy: [link(mgrPath(s))] },
     Actions: {
@@ -331,7 +332,7 @@ export function virtualMediaCollection(s: SystemState): Json {
   return collection('VirtualMediaCollection', `${mgrPath(s)}/VirtualMedia`, 'Virtual media', [`${mgrPath(s)}/VirtualMedia/Cd`]);
 }
 
-export function virtualMedia(s: SystemState): Json {
+export function virtualMedia(s: SystemState, p: Personality): Json {
   const base = `${mgrPath(s)}/VirtualMedia/Cd`;
   const image = s.media.inserted ? s.media.image : null;
   const protocol = image ? (image.startsWith('https:') ? 'HTTPS' : 'HTTP') : null;
@@ -347,10 +348,14 @@ export function virtualMedia(s: SystemState): Json {
     ConnectedVia: image ? 'URI' : 'NotConnected',
     TransferMethod: 'Stream',
     TransferProtocolType: protocol,
-    Actions: {
-      '#VirtualMedia.InsertMedia': { target: `${base}/Actions/VirtualMedia.InsertMedia` },
-      '#VirtualMedia.EjectMedia': { target: `${base}/Actions/VirtualMedia.EjectMedia` },
-    },
+    ...(p.mediaActions
+      ? {
+          Actions: {
+            '#VirtualMedia.InsertMedia': { target: `${base}/Actions/VirtualMedia.InsertMedia` },
+            '#VirtualMedia.EjectMedia': { target: `${base}/Actions/VirtualMedia.EjectMedia` },
+          },
+        }
+      : {}),
   };
 }
 
@@ -489,7 +494,7 @@ export function firmware(s: SystemState, id: string): Json | undefined {
 }
 
 /** The OData service document ($metadata's companion, DSP0266 "OData service document"). */
-export function odataServiceDocument(): Json {
+export function odataServiceDocument(p: Personality): Json {
   const singletons: Array<[string, string]> = [
     ['Service', `${ROOT}/`],
     ['Systems', `${ROOT}/Systems`],
@@ -503,7 +508,7 @@ export function odataServiceDocument(): Json {
   ];
   return {
     '@odata.context': `${ROOT}/$metadata`,
-    value: singletons.map(([name, url]) => ({ name, kind: 'Singleton', url })),
+    value: singletons.filter(([name]) => p.sessions || !name.startsWith('Session')).map(([name, url]) => ({ name, kind: 'Singleton', url })),
   };
 }
 

@@ -33,6 +33,7 @@ import { SessionStore, type LabSession } from './redfish-sessions.js';
 import { handleAdminRequest } from './lab-admin.js';
 import { RequestStats } from './request-stats.js';
 import { LabVmError } from './vm/lab-vms.js';
+import { personality, type Personality } from './personality.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 const REALM = 'Ingot Lab BMC';
@@ -81,6 +82,8 @@ export interface RedfishServiceOptions {
   now?: () => number;
   /** Counts the Redfish requests served (GET /lab/v1/stats); default a fresh counter. */
   stats?: RequestStats;
+  /** Which BMC behaviour to reproduce (personality.ts); default standard. */
+  personality?: Personality;
 }
 
 export interface RunningRedfishService {
@@ -160,19 +163,27 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
   const sessions = new SessionStore(now);
   const stats = opts.stats ?? new RequestStats();
   const serviceUuid = nameUuid(`service:${fleet.dataDir}`);
+  const persona = opts.personality ?? personality('standard');
 
   const routes: Route[] = [];
-  const route = (pattern: string, handlers: Route['handlers'], publicMethods?: Method[]) =>
+  // What the personality's BMC does not have is not served at all (404), as on that BMC.
+  const absent = (pattern: string) =>
+    (!persona.bios && pattern.startsWith('Systems/{sys}/Bios')) ||
+    (!persona.sessions && pattern.startsWith('SessionService')) ||
+    (!persona.mediaActions && pattern.startsWith('Managers/{sys}/VirtualMedia/{vm}/Actions/'));
+  const route = (pattern: string, handlers: Route['handlers'], publicMethods?: Method[]) => {
+    if (absent(pattern)) return;
     routes.push({ segments: pattern === '' ? [] : pattern.split('/'), handlers, ...(publicMethods ? { publicMethods } : {}) });
+  };
   const json = (body: unknown, status = 200, headers?: Record<string, string>): Reply => ({ status, body, ...(headers ? { headers } : {}) });
   const notFound = (path: string): never => {
     throw errors.notFound(path);
   };
 
   // ---- service root and discovery ----
-  route('', { GET: () => json(R.serviceRoot(serviceUuid)) }, ['GET']);
+  route('', { GET: () => json(R.serviceRoot(serviceUuid, persona)) }, ['GET']);
   route('$metadata', { GET: () => ({ status: 200, xml: R.metadataXml() }) }, ['GET']);
-  route('odata', { GET: () => json(R.odataServiceDocument()) }, ['GET']);
+  route('odata', { GET: () => json(R.odataServiceDocument(persona)) }, ['GET']);
 
   // ---- systems ----
   route('Systems', { GET: (c) => json(R.collection('ComputerSystemCollection', `${R.ROOT}/Systems`, 'Computer Systems', [R.sysPath(c.principal.system)])) });
@@ -188,19 +199,21 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
     },
   };
   route('Systems/{sys}', {
-    GET: (c) => json(R.computerSystem(fleet, c.system)),
+    GET: (c) => json(R.computerSystem(fleet, c.system, persona)),
     PATCH: async (c) => {
-      const plan = planPatch(c.body, systemFields, R.computerSystem(fleet, c.system));
+      const plan = planPatch(c.body, systemFields, R.computerSystem(fleet, c.system, persona));
       const s = c.system;
       const boot = plan.accepted.Boot as Record<string, string> | undefined;
       if (typeof plan.accepted.AssetTag === 'string') s.assetTag = plan.accepted.AssetTag;
       if (boot?.BootSourceOverrideTarget) s.boot.target = boot.BootSourceOverrideTarget as SystemState['boot']['target'];
-      if (boot?.BootSourceOverrideEnabled) s.boot.enabled = boot.BootSourceOverrideEnabled as SystemState['boot']['enabled'];
+      if (boot?.BootSourceOverrideEnabled) {
+        s.boot.enabled = (persona.onceReadsContinuous && boot.BootSourceOverrideEnabled === 'Once' ? 'Continuous' : boot.BootSourceOverrideEnabled) as SystemState['boot']['enabled'];
+      }
       if (boot?.BootSourceOverrideMode) s.boot.mode = boot.BootSourceOverrideMode as SystemState['boot']['mode'];
       fleet.save();
       const machines = fleet.machinesFor(s);
       if (boot && machines) await onMachine(() => machines.bootSettingsChanged(s));
-      return patched(R.computerSystem(fleet, s), plan.warnings);
+      return patched(R.computerSystem(fleet, s, persona), plan.warnings);
     },
   });
   route('Systems/{sys}/Actions/ComputerSystem.Reset', {
@@ -208,11 +221,12 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
       const action = 'ComputerSystem.Reset';
       const p = actionParams(action, c.body, { ResetType: { kind: 'enum', values: RESET_TYPES, required: true } });
       // The "power actions silently ignored" fault: the BMC says yes and does nothing.
-      if (faults.ignoresPower(c.system.id)) return { status: 204 };
+      if (faults.ignoresPower(c.system.id) || persona.ignoresReset) return { status: 204 };
       const machines = fleet.machinesFor(c.system);
       const outcome = machines ? await onMachine(() => machines.reset(c.system, p.ResetType as ResetType)) : fleet.reset(c.system, p.ResetType as ResetType);
       switch (outcome.kind) {
         case 'started':
+          if (!persona.resetTask) return { status: 204 };
           // DSP0266 "Asynchronous operations": 202 with the task monitor in Location.
           return json(R.task(outcome.task, now()), 202, { Location: R.taskMonitorPath(outcome.task.id) });
         case 'done':
@@ -303,11 +317,11 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
   route('Managers/{sys}/VirtualMedia/{vm}', {
     GET: (c) => {
       requireCd(c);
-      return json(R.virtualMedia(c.system));
+      return json(R.virtualMedia(c.system, persona));
     },
     PATCH: async (c) => {
       requireCd(c);
-      const plan = planPatch(c.body, mediaFields, R.virtualMedia(c.system));
+      const plan = planPatch(c.body, mediaFields, R.virtualMedia(c.system, persona));
       const m = c.system.media;
       const a = plan.accepted;
       const machines = fleet.machinesFor(c.system);
@@ -322,7 +336,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
       }
       if (typeof a.WriteProtected === 'boolean') m.writeProtected = a.WriteProtected;
       fleet.save();
-      return patched(R.virtualMedia(c.system), plan.warnings);
+      return patched(R.virtualMedia(c.system, persona), plan.warnings);
     },
   });
   route('Managers/{sys}/VirtualMedia/{vm}/Actions/VirtualMedia.InsertMedia', {
@@ -622,6 +636,7 @@ export async function startRedfishService(opts: RedfishServiceOptions): Promise<
     if (method === 'PATCH') {
       // RFC 7232 If-Match: the change applies only to the representation the client saw.
       const ifMatch = req.headers['if-match'];
+      if (!ifMatch && persona.requireIfMatch) throw errors.preconditionRequired();
       if (ifMatch && found.route.handlers.GET) {
         const current = await found.route.handlers.GET({ ...ctx, body: undefined });
         const tag = etagOf(current.body);

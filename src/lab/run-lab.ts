@@ -11,6 +11,7 @@ import { LabFleet, STATE_FILE } from './lab-fleet.js';
 import type { BootRecord, SystemState } from './lab-model.js';
 import { expandProfile, loadProfile } from './profile.js';
 import { startRedfishService } from './redfish-service.js';
+import { personality, type PersonalityName } from './personality.js';
 import { RequestStats } from './request-stats.js';
 import { DEFAULT_FORWARD_PORTS, GUEST_SERVICE_ADDRESS, checkForwards, type PortForward } from './vm/guest-network.js';
 import { LabVms, type LabVmsLog } from './vm/lab-vms.js';
@@ -24,6 +25,8 @@ export interface StartLabOptions {
   dataDir: string;
   /** Path to a YAML/JSON profile (see profile.ts). */
   profile?: string;
+  /** Which BMC behaviour every system shows (personality.ts); default standard. */
+  personality?: PersonalityName;
   /** How long PoweringOn and PoweringOff each last (ms); default 1000. */
   powerTransitionMs?: number;
   /** Called after every boot the lab records (the agent runner hooks in here). */
@@ -189,7 +192,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const stats = new RequestStats();
   let service;
   try {
-    service = await startRedfishService({ fleet, faults, stats, tls: { cert: ca.certPem, key: ca.keyPem }, adminToken, host, port });
+    service = await startRedfishService({ fleet, faults, stats, tls: { cert: ca.certPem, key: ca.keyPem }, adminToken, host, port, personality: personality(opts.personality) });
   } catch (err) {
     await agents?.close();
     await fleet.close();

@@ -19,6 +19,8 @@ export interface MiniResponse {
   status: number;
   headers?: Record<string, string>;
   body?: unknown;
+  /** Sent as is instead of `body` (HTML pages, truncated JSON). */
+  raw?: string;
 }
 
 export type Hook = (req: MiniRequest) => MiniResponse | undefined;
@@ -185,7 +187,7 @@ export class MiniRedfish {
     out ??= this.#default(mreq);
     const headers = { 'content-type': 'application/json', ...out.headers };
     res.writeHead(out.status, headers);
-    res.end(out.body === undefined ? undefined : JSON.stringify(out.body));
+    res.end(out.raw ?? (out.body === undefined ? undefined : JSON.stringify(out.body)));
   }
 
   #error(status: number, message: string): MiniResponse {

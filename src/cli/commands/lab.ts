@@ -10,6 +10,7 @@ import { startLab, type StartLabOptions } from '../../lab/run-lab.js';
 import { DEFAULT_FORWARD_PORTS, GUEST_SERVICE_ADDRESS, parseForwards } from '../../lab/vm/guest-network.js';
 import { VM_DEFAULTS, VM_DISK_FORMATS, type VmDiskFormat } from '../../lab/vm/vm-definition.js';
 import type { FaultPatch } from '../../lab/faults.js';
+import { PERSONALITIES, parsePersonality, type PersonalityName } from '../../lab/personality.js';
 import { CliError } from '../cli-error.js';
 import { resolveConfig } from '../config.js';
 import type { CommandContext } from '../context.js';
@@ -37,6 +38,7 @@ export function registerLab(program: Command, ctx: CommandContext): void {
     .option('--data-dir <dir>', 'where the lab keeps its state, CA and credentials', DEFAULT_LAB_DIR)
     .option('--profile <file>', 'hardware profile (YAML/JSON)')
     .option('--power-transition <ms>', 'how long power on/off takes', '1000')
+    .option('--personality <name>', `BMC behaviour of every system: ${PERSONALITIES.join(', ')}`, 'standard')
     .option('--agent-processes <mode>', `where booted agents run: per-agent (an \`ingot agent\` process each), shared (all in the lab process), auto (per-agent up to ${PER_AGENT_MAX_SYSTEMS} hosts)`, 'auto')
     .action(ctx.run(async (opts: LabStartFlags) => {
       if (!(AGENT_PROCESSES_OPTIONS as readonly string[]).includes(opts.agentProcesses)) throw new CliError(`--agent-processes ${opts.agentProcesses}: use one of ${AGENT_PROCESSES_OPTIONS.join(', ')}`);
@@ -49,10 +51,16 @@ export function registerLab(program: Command, ctx: CommandContext): void {
       const powerTransitionMs = Number(opts.powerTransition);
       if (!Number.isInteger(powerTransitionMs) || powerTransitionMs < 0) throw new CliError(`--power-transition ${opts.powerTransition}: use a whole number of milliseconds`);
       parseListen(opts.listen, '--listen');
+      let persona: PersonalityName;
+      try {
+        persona = parsePersonality(opts.personality);
+      } catch (err) {
+        throw new CliError(`--personality: ${(err as Error).message}`);
+      }
       const dataDir = resolve(opts.dataDir);
       let running;
       try {
-        running = await startLab({ hosts, listen: opts.listen, dataDir, powerTransitionMs, agentProcesses, ...(opts.profile ? { profile: opts.profile } : {}), ...(vms ? { vms } : {}) });
+        running = await startLab({ hosts, listen: opts.listen, dataDir, powerTransitionMs, agentProcesses, personality: persona, ...(opts.profile ? { profile: opts.profile } : {}), ...(vms ? { vms } : {}) });
       } catch (err) {
         throw new CliError((err as Error).message);
       }
@@ -211,6 +219,7 @@ interface LabStartFlags {
   dataDir: string;
   profile?: string;
   powerTransition: string;
+  personality: string;
   agentProcesses: string;
 }
 

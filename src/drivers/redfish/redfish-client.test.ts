@@ -184,6 +184,38 @@ describe('redfish client: retries', () => {
     expect(sleeps).toHaveLength(2);
   });
 
+  it('names an HTML page where JSON was expected', async () => {
+    const { mini, driver, target } = await setup();
+    mini.failNext('GET', SYSTEM, 1, { status: 200, headers: { 'content-type': 'text/html' }, raw: '<!DOCTYPE html><html><body>Login</body></html>' });
+    const err = await driver.power.get(target).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(BmcRefused);
+    expect((err as Error).message).toMatch(/host "h1": reading the power state: GET .*\/redfish\/v1\/Systems\/1 did not return a JSON object \(it sent an HTML page \(text\/html\)\)/);
+  });
+
+  it('names truncated JSON', async () => {
+    const { mini, driver, target } = await setup();
+    mini.failNext('GET', SYSTEM, 1, { status: 200, raw: '{"PowerState": "O' });
+    const err = await driver.power.get(target).catch((e: Error) => e);
+    expect((err as Error).message).toContain('truncated or malformed JSON (17 bytes)');
+  });
+
+  it('refuses to follow a redirect, naming where it pointed', async () => {
+    const { mini, driver, target } = await setup();
+    mini.failNext('GET', SYSTEM, 1, { status: 302, headers: { location: 'https://elsewhere.example/redfish/v1/Systems/1' } });
+    const err = await driver.power.get(target).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(BmcRefused);
+    expect((err as Error).message).toMatch(/HTTP 302 redirecting to https:\/\/elsewhere\.example.*does not follow BMC redirects/);
+    expect(mini.log.filter((r) => r.path === SYSTEM)).toHaveLength(1);
+  });
+
+  it('a 500 HTML page on every call is BmcUnreachable naming the call and the page', async () => {
+    const { mini, driver, target } = await setup({}, { maxAttempts: 2 });
+    mini.failNext('GET', SYSTEM, 10, { status: 500, headers: { 'content-type': 'text/html' }, raw: '<html><body>Internal error</body></html>' });
+    const err = await driver.power.get(target).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(BmcUnreachable);
+    expect((err as Error).message).toMatch(/GET .*\/Systems\/1 failed after 2 attempts: HTTP 500 \(an HTML page \(text\/html\)\)/);
+  });
+
   it('parses Retry-After as seconds or an HTTP date', () => {
     expect(parseRetryAfter('2')).toBe(2000);
     expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:10 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(10_000);

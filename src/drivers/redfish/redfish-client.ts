@@ -70,6 +70,8 @@ export interface RedfishResponse {
   headers: Record<string, string>;
   body: unknown;
   url: string;
+  /** Why a non-empty body is not JSON (an HTML error page, truncated JSON), for error messages. */
+  bodyProblem?: string;
 }
 
 type AuthState =
@@ -164,6 +166,13 @@ export class RedfishClient {
       res = await this.#send(target, { ...req, path }, this.#authHeaders(target, auth));
     }
     if (res.status === 401 || res.status === 403) throw authenticationError(target, res.status, res.url);
+    if (res.status >= 300 && res.status < 400) {
+      const location = (res.headers['location'] ?? '').slice(0, 200);
+      throw new BmcRefused(
+        `host "${target.hostName}": ${req.method} ${res.url} answered HTTP ${res.status}${location ? ` redirecting to ${location}` : ''}; ` +
+          'Ingot does not follow BMC redirects (they could carry the credentials elsewhere): put the address the BMC serves Redfish on in spec.bmc.address',
+      );
+    }
     return res;
   }
 
@@ -175,7 +184,8 @@ export class RedfishClient {
     }
     if (res.status < 200 || res.status >= 300) throw refusedError(target, 'GET', res.url, res.status, res.body, what);
     if (!res.body || typeof res.body !== 'object' || Array.isArray(res.body)) {
-      throw new BmcRefused(`host "${target.hostName}": GET ${res.url} did not return a JSON object; is this a Redfish service?`);
+      const why = res.bodyProblem ? ` (it sent ${res.bodyProblem})` : '';
+      throw new BmcRefused(`host "${target.hostName}": ${what ? `${what}: ` : ''}GET ${res.url} did not return a JSON object${why}; is this a Redfish service?`);
     }
     return res.body as Record<string, unknown>;
   }
@@ -412,6 +422,7 @@ export class RedfishClient {
       let status: number;
       let resHeaders: Record<string, string>;
       let resBody: unknown;
+      let bodyProblem: string | undefined;
       try {
         const res = await undiciRequest(url, {
           method: req.method,
@@ -422,7 +433,7 @@ export class RedfishClient {
         });
         status = res.statusCode;
         resHeaders = flattenHeaders(res.headers);
-        resBody = await this.#readBody(target, url, res.body, resHeaders['content-type']);
+        ({ body: resBody, problem: bodyProblem } = await this.#readBody(target, url, res.body, resHeaders['content-type']));
       } catch (err) {
         if (err instanceof BmcRefused) throw err;
         const certCode = certificateFailureCode(err);
@@ -435,9 +446,9 @@ export class RedfishClient {
       }
       // 501 Not Implemented is an answer ("cannot do that"), not a busy service.
       const busy = status === 429 || (status >= 500 && status !== 501);
-      if (!busy) return { status, headers: resHeaders, body: resBody, url };
+      if (!busy) return { status, headers: resHeaders, body: resBody, url, ...(bodyProblem ? { bodyProblem } : {}) };
       const said = redfishMessages(resBody);
-      lastError = `HTTP ${status}${said.length ? ` (${said.join('; ')})` : ''}`;
+      lastError = `HTTP ${status}${said.length ? ` (${said.join('; ')})` : bodyProblem ? ` (${bodyProblem})` : ''}`;
       lastCause = undefined;
       if (!idempotent) break;
       const retryAfter = parseRetryAfter(resHeaders['retry-after']);
@@ -450,7 +461,12 @@ export class RedfishClient {
     throw unreachableError(target, req.method, url, attempt, lastError, lastCause);
   }
 
-  async #readBody(target: BmcTarget, url: string, stream: AsyncIterable<Buffer> & { destroy(): void }, contentType?: string): Promise<unknown> {
+  async #readBody(
+    target: BmcTarget,
+    url: string,
+    stream: AsyncIterable<Buffer> & { destroy(): void },
+    contentType?: string,
+  ): Promise<{ body: unknown; problem?: string }> {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of stream) {
@@ -461,13 +477,16 @@ export class RedfishClient {
       }
       chunks.push(chunk);
     }
-    if (size === 0) return undefined;
+    if (size === 0) return { body: undefined };
     const text = Buffer.concat(chunks).toString('utf8');
-    if (!(contentType ?? '').includes('json') && !/^\s*[[{]/.test(text)) return undefined;
+    const type = (contentType ?? '').split(';')[0]!.trim() || 'no content type';
+    if (!type.includes('json') && !/^\s*[[{]/.test(text)) {
+      return { body: undefined, problem: /^\s*<(!doctype html|html)/i.test(text) ? `an HTML page (${type})` : `${size} bytes of ${type}, not JSON` };
+    }
     try {
-      return JSON.parse(text) as unknown;
+      return { body: JSON.parse(text) as unknown };
     } catch {
-      return undefined;
+      return { body: undefined, problem: `truncated or malformed JSON (${size} bytes)` };
     }
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONTRACT_CASES, runDriverContract } from '../../../test/drivers/contract.js';
 import { startLab, type RunningLab } from '../../lab/run-lab.js';
+import { PERSONALITIES, type PersonalityName } from '../../lab/personality.js';
 import { parseBmcAddress } from '../../model/bmc-address.js';
 import { BmcCertificateError, BmcUnreachable, type BmcTarget } from '../driver.js';
 import { makeCa } from '../../../test/support/test-pki.js';
@@ -49,6 +50,41 @@ runDriverContract({
     return { driver, target, cleanup: () => driver.close() };
   },
 });
+
+// The same contract against every other lab personality (src/lab/personality.ts): one lab each,
+// one system per case. A skip says why that BMC cannot do it.
+const PERSONALITY_SKIPS: Partial<Record<PersonalityName, Partial<Record<(typeof CONTRACT_CASES)[number], string>>>> = {
+  'continuous-boot': {
+    'boot-device': 'this BMC turns a one-time override into Continuous; the driver reports what the BMC says (persistent), and the conductor sets the disk persistently after a deploy',
+  },
+  minimal: { bios: 'the minimal BMC has no Bios resource (the driver refuses with a clear error)' },
+  'stuck-power': {
+    'power-converges': 'this BMC accepts Reset and never changes PowerState: test/lab-power.test.ts checks the conductor gives up with an error',
+    'power-idempotent': 'this BMC never changes PowerState',
+    reboot: 'this BMC never changes PowerState',
+    bios: 'BIOS settings apply at a reset this BMC never performs',
+  },
+};
+for (const name of PERSONALITIES.filter((p) => p !== 'standard')) {
+  const personaDir = mkdtempSync(join(tmpdir(), `ingot-redfish-lab-${name}-`));
+  let personaLab: Promise<RunningLab> | undefined;
+  let personaNext = 0;
+  afterAll(async () => {
+    if (personaLab) await (await personaLab).close();
+    rmSync(personaDir, { recursive: true, force: true });
+  });
+  runDriverContract({
+    name: `redfish (lab, ${name} personality)`,
+    newTarget: async () => {
+      personaLab ??= startLab({ hosts: CONTRACT_CASES.length, listen: '127.0.0.1:0', dataDir: personaDir, powerTransitionMs: 200, personality: name, agents: false });
+      const running = await personaLab;
+      const target = targetOf(running, personaNext++ % CONTRACT_CASES.length);
+      const driver = createRedfishDriver({ taskPollIntervalMs: 50 });
+      return { driver, target, cleanup: () => driver.close() };
+    },
+    ...(PERSONALITY_SKIPS[name] ? { skip: PERSONALITY_SKIPS[name] } : {}),
+  });
+}
 
 describe('redfish driver against lab faults', () => {
   const drivers: Array<{ close(): Promise<void> }> = [];
