@@ -149,7 +149,7 @@ describe.skipIf(!usable)('the agent on this Linux machine, against a real block 
       kind: 'deploy',
       deploy: { image: { url: `${imageUrl}/gpt.img`, checksum: sha256(gptImage), format: 'raw' }, configDrive: { metaData: { uuid: host.metadata.uid, name: 'linux' }, userData: '#cloud-config\n' } },
     });
-    expect(deployed.poll).toEqual({ state: 'done', rootDevice: disk });
+    expect(deployed.poll).toMatchObject({ state: 'done', rootDevice: disk });
     const table = JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: { label: string; partitions: Array<{ start: number; size: number; name?: string }> } };
     expect(table.partitiontable.label).toBe('gpt');
     expect(table.partitiontable.partitions.map((p) => p.name)).toEqual(['root', 'config-2']);
@@ -170,7 +170,7 @@ describe.skipIf(!usable)('the agent on this Linux machine, against a real block 
       kind: 'deploy',
       deploy: { image: { url: `${imageUrl}/mbr.img`, checksum: sha256(mbrImage), format: 'raw' }, configDrive: { metaData: { uuid: host.metadata.uid, name: 'linux' } } },
     });
-    expect(deployed.poll).toEqual({ state: 'done', rootDevice: disk });
+    expect(deployed.poll).toMatchObject({ state: 'done', rootDevice: disk });
     const table = (JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: { label: string; partitions: Array<{ start: number; size: number; type: string }> } }).partitiontable;
     expect(table.label).toBe('dos');
     expect(table.partitions.map((p) => [p.start, p.size, p.type])).toEqual([
