@@ -1,11 +1,13 @@
 // The agent's ramdisk boots on a real (virtual) machine: `ingot ramdisk build` output, put on a
 // host's bootable medium exactly as the agent listener makes it, is inserted through the lab's
-// Redfish virtual media into a QEMU VM (OVMF, TCG here), boots, gets DHCP, finds its
-// configuration on the CD, and the bundled agent reaches the agent API through the VM's
-// forwarded port with the medium's token and the VM's real inventory. The agent API here is a
-// recording stand-in that refuses the lookup, so the test checks the boot path, not a deploy.
+// Redfish virtual media into a QEMU VM (OVMF, TCG here), boots, and the bundled agent gets
+// DHCP, finds its configuration on the CD and reaches the agent API through the VM's
+// forwarded port with the medium's token and the VM's real inventory. In the first test the
+// agent API is a recording stand-in that refuses the lookup (the boot path alone); in the second
+// a real `ingot server` holding the ramdisk enrolls the VM, and its conductor inserts the
+// bootable medium, the agent inspects and cleans the VM, and the host becomes available.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,10 +17,14 @@ import { hostBootIso } from '../src/boot/agent-boot-iso.js';
 import { buildRamdisk } from '../src/boot/ramdisk-build.js';
 import { aptGetInstallFor, missingPrerequisites, systemSources } from '../src/boot/ramdisk-prerequisites.js';
 import type { StoredRamdisk } from '../src/boot/ramdisk-store.js';
+import { enrollLab } from '../src/lab/enroll.js';
 import { LabHarness } from '../src/lab/lab-test-harness.js';
 import { GUEST_SERVICE_ADDRESS } from '../src/lab/vm/guest-network.js';
 import { probeVmHost } from '../src/lab/vm/vm-host.js';
 import type { BootConfig } from '../src/model/agent-protocol.js';
+import type { RunningServer } from '../src/server/run-server.js';
+import { hostApi, inState } from './support/host-api.js';
+import { startLabServer } from './support/lab-server.js';
 
 const missingPieces = missingPrerequisites(systemSources());
 const missing = [...(missingPieces.length ? [aptGetInstallFor(missingPieces)] : []), ...(await probeVmHost().then(() => [], (err: Error) => [err.message]))];
@@ -52,8 +58,20 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+const work = mkdtempSync(join(tmpdir(), 'ingot-ramdisk-vm-'));
+let built: Promise<{ ramdisk: StoredRamdisk; seconds: number }> | undefined;
+/** One ramdisk build for the file (the slowest step), into work/data. */
+function builtRamdisk() {
+  built ??= (async () => {
+    const started = Date.now();
+    const ramdisk = await buildRamdisk({ dataDir: join(work, 'data') });
+    return { ramdisk, seconds: (Date.now() - started) / 1000 };
+  })();
+  return built;
+}
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
 describeVm('the agent ramdisk in a VM', () => {
-  const work = mkdtempSync(join(tmpdir(), 'ingot-ramdisk-vm-'));
   const requests: Recorded[] = [];
   const config: BootConfig = {
     apiUrl: `http://${GUEST_SERVICE_ADDRESS}:${AGENT_GUEST_PORT}`,
@@ -68,9 +86,7 @@ describeVm('the agent ramdisk in a VM', () => {
   let buildSeconds = 0;
 
   beforeAll(async () => {
-    const started = Date.now();
-    ramdisk = await buildRamdisk({ dataDir: join(work, 'data') });
-    buildSeconds = (Date.now() - started) / 1000;
+    ({ ramdisk, seconds: buildSeconds } = await builtRamdisk());
     // The host's medium, as GET /agent/v1/boot/:mediaId streams it.
     const chunks: Buffer[] = [];
     for await (const c of hostBootIso(ramdisk.bootIso, ramdisk.bootIso.size, config)) chunks.push(c as Buffer);
@@ -103,7 +119,6 @@ describeVm('the agent ramdisk in a VM', () => {
   afterAll(async () => {
     await h?.stop();
     for (const s of [agentApi, media]) if (s) await new Promise((r) => s.close(r));
-    rmSync(work, { recursive: true, force: true });
   });
 
   it('boots from the per-host medium over Redfish virtual media and the agent looks itself up with the medium\'s token and the VM\'s inventory', async () => {
@@ -140,9 +155,63 @@ describeVm('the agent ramdisk in a VM', () => {
     const drive = (await lab.as(0, 'GET', `${sys}/Storage/1/Drives/0`)).body as { CapacityBytes: number };
     expect(body.macs.map((m) => m.toLowerCase())).toContain(nic.MACAddress.toLowerCase());
     expect(body.inventory?.storage?.map((d) => d.sizeBytes)).toContain(drive.CapacityBytes);
-    // The boot went the way /init describes it.
+    // The boot went the way /init and the agent describe it: modules, DHCP, the medium on the CD.
     expect(serial).toContain('ingot-ramdisk: started');
-    expect(serial).toMatch(/ingot-ramdisk: network: eth0 10\.0\.2\.15\/24/);
-    expect(serial).toContain('ingot-ramdisk: boot configuration from /dev/sr0');
+    expect(serial).toContain('ingot-ramdisk: starting the agent');
+    expect(serial).toMatch(/"msg":"network up".*"address":"10\.0\.2\.15/);
+    expect(serial).toMatch(/"msg":"boot configuration read".*"from":"[^"]*sr0/);
   }, BOOT_TIMEOUT_MS + 60_000);
+});
+
+describeVm('ingot server boots a lab VM into its agent ramdisk', () => {
+  let server: RunningServer | undefined;
+  let lab: LabHarness | undefined;
+  let token = '';
+  const { waitForHost } = hostApi(() => ({ apiUrl: server!.apiUrl, token }));
+
+  beforeAll(async () => {
+    // The server's data directory holds the ramdisk (as `ingot ramdisk build --data-dir` leaves it).
+    const dataDir = join(work, 'server');
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    await builtRamdisk();
+    cpSync(join(work, 'data', 'ramdisk'), join(dataDir, 'ramdisk'), { recursive: true });
+    server = await startLabServer(dataDir, {
+      agent: { apiUrl: `http://${GUEST_SERVICE_ADDRESS}:${AGENT_GUEST_PORT}` },
+      conductor: { handler: { agentBootTimeoutMs: BOOT_TIMEOUT_MS } },
+    });
+    token = server.bootstrapToken!;
+    lab = await LabHarness.start({
+      hosts: 1,
+      vms: {
+        shape: { vcpus: 2, memoryMiB: 1024, diskGiB: 1 },
+        forwards: [{ guestPort: AGENT_GUEST_PORT, hostPort: Number(new URL(server.agentUrl).port) }],
+      },
+    });
+    await enrollLab({ dataDir: lab.dataDir, server: server.apiUrl, token });
+  }, BUILD_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await server?.close();
+    await lab?.stop();
+  });
+
+  it('enrolls the VM, inspects it with the real agent booted from the bootable medium the conductor inserted, cleans it and makes it available', async () => {
+    const id = lab!.sys();
+    const started = Date.now();
+    const consoleFile = join(lab!.dataDir, 'systems', id, 'console.log');
+    const available = await waitForHost(id, 'available', inState('available'), 2 * BOOT_TIMEOUT_MS).catch((err: Error) => {
+      throw new Error(`${err.message}\nconsole:\n${existsSync(consoleFile) ? readFileSync(consoleFile, 'utf8').slice(-4000) : '(none)'}`);
+    });
+    console.log(`agent ramdisk: enroll to available through the real agent ${((Date.now() - started) / 1000).toFixed(0)} s (${(await probeVmHost()).accel})`);
+    const sys = `/redfish/v1/Systems/${id}`;
+    const nic = (await lab!.as(0, 'GET', `${sys}/EthernetInterfaces/NIC1`)).body as { MACAddress: string };
+    const drive = (await lab!.as(0, 'GET', `${sys}/Storage/1/Drives/0`)).body as { CapacityBytes: number };
+    const hw = available.status.hardware!;
+    expect(hw.storage?.map((d) => d.sizeBytes)).toContain(drive.CapacityBytes);
+    expect(hw.nics?.map((n) => n.mac.toLowerCase())).toContain(nic.MACAddress.toLowerCase());
+    // The VM booted the medium from the agent listener, and the serial console shows the ramdisk.
+    const log = (await lab!.admin('GET', `/systems/${id}/boot-log`)).body.records as Array<{ source: string; mediaUrl?: string }>;
+    expect(log.some((r) => r.source === 'cd' && r.mediaUrl?.startsWith(`http://${GUEST_SERVICE_ADDRESS}:${AGENT_GUEST_PORT}/agent/v1/boot/`))).toBe(true);
+    expect(readFileSync(consoleFile, 'utf8')).toContain('ingot-ramdisk: starting the agent');
+  }, 2 * BOOT_TIMEOUT_MS + 60_000);
 });

@@ -240,4 +240,13 @@ describe('ingot token and ingot audit against ingot server', () => {
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, seq: target.seq, id: target.id, problem: 'hash-mismatch' });
   });
+
+  it('11. token generate prints a fresh well-formed token, without a server (the bootstrap-token error points to it)', async () => {
+    const first = await ingot(['token', 'generate'], { INGOT_SERVER: 'http://127.0.0.1:9' });
+    const second = await ingot(['token', 'generate'], {});
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^ingot_[A-Za-z0-9_-]{43}\n$/);
+    expect(second.stdout).toMatch(/^ingot_[A-Za-z0-9_-]{43}\n$/);
+    expect(second.stdout).not.toBe(first.stdout);
+  });
 });

@@ -13,7 +13,6 @@
 import { randomBytes } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, type Dispatcher } from 'undici';
 import { bufferReader, openFileReader, type ByteReader } from '../images/byte-reader.js';
 import { createDigester, parseChecksumSpec } from '../images/checksum.js';
 import { inspectImage } from '../images/format-inspector.js';
@@ -89,7 +88,6 @@ export async function deployImage(opts: DeployOptions): Promise<DeployResult> {
   const digester = createDigester(checksum.type, { allowMd5: deploy.policy.allowMd5 });
   const declared = deploy.image.format;
 
-  const dispatcher: Dispatcher | undefined = opts.caPem && url.protocol === 'https:' ? new Agent({ connect: { ca: opts.caPem } }) : undefined;
   const disk = await machine.openDisk(root.name);
   let imageEnd = 0;
   try {
@@ -104,7 +102,7 @@ export async function deployImage(opts: DeployOptions): Promise<DeployResult> {
     const auth = opts.imageAuth && url.href.startsWith(opts.imageAuth.urlPrefix) ? { authorization: `Bearer ${opts.imageAuth.token}`, 'x-ingot-command-id': opts.imageAuth.commandId } : undefined;
     const response = await openImageDownload(url, {
       ...(auth ? { headers: auth } : {}),
-      ...(dispatcher ? { dispatcher } : {}),
+      ...(opts.caPem && url.protocol === 'https:' ? { caPem: opts.caPem } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     const expectedSize = response.expectedSize;
@@ -206,6 +204,5 @@ export async function deployImage(opts: DeployOptions): Promise<DeployResult> {
     throw err;
   } finally {
     await disk.close();
-    await dispatcher?.close();
   }
 }

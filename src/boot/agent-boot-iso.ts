@@ -1,6 +1,6 @@
 // The per-host boot medium: a bootable ISO 9660 image (El Torito, UEFI) that starts the agent's
 // ramdisk and carries that host's boot configuration (agent API URL, CA, one-boot token) in
-// ingot/boot_config.json, which the ramdisk's /init reads after boot.
+// ingot/boot_config.json, which the agent reads after boot.
 //
 // xorriso builds one template per ramdisk (at `ingot ramdisk build`), with the configuration
 // file as a fixed-size slot of JSON whitespace. A host's medium is that template with its
@@ -12,8 +12,7 @@ import { createReadStream, mkdirSync, readFileSync, utimesSync, writeFileSync } 
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { BootConfig } from '../model/agent-protocol.js';
-import { BOOT_MEDIUM_VOLUME_ID } from '../images/boot-config-iso.js';
-import { MEDIUM_CONFIG_PATH } from './init-script.js';
+import { BOOT_CONFIG_PATH, BOOT_MEDIUM_VOLUME_ID } from '../images/boot-config-iso.js';
 import { buildUnifiedKernelImage } from './unified-kernel-image.js';
 
 /** Room for the configuration: a URL, a token and a CA bundle as large as BootConfig allows (256 KiB). */
@@ -44,7 +43,7 @@ export function buildBootIsoTemplate(dir: string, inputs: TemplateInputs): BootI
   const slot = Buffer.alloc(CONFIG_SLOT_BYTES, 0x20);
   slot.write(SLOT_MARKER, 0, 'utf8');
   slot[CONFIG_SLOT_BYTES - 1] = 0x0a;
-  writeFileSync(join(root, MEDIUM_CONFIG_PATH), slot);
+  writeFileSync(join(root, BOOT_CONFIG_PATH), slot);
   writeFileSync(join(dir, 'cmdline'), inputs.cmdline);
   const uki = join(dir, 'BOOTX64.EFI');
   buildUnifiedKernelImage({ efiStub: inputs.efiStub, kernel: inputs.kernel, initramfs: inputs.initramfs, cmdlineFile: join(dir, 'cmdline') }, uki);

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CpioEntry } from './cpio-newc.js';
-import { initScript, RAMDISK_PATHS, udhcpcScript } from './init-script.js';
+import { initScript, RAMDISK_PATHS } from './init-script.js';
 import { RAMDISK_MODULE_GROUPS, readModuleUncompressed, selectModules, type InstalledKernel, type ModuleSelection } from './kernel-modules.js';
 import { RAMDISK_PROGRAMS, systemProgram, type RamdiskSources } from './ramdisk-prerequisites.js';
 
@@ -80,7 +80,6 @@ export function ramdiskContents(opts: { sources: RamdiskSources; kernel: Install
 
   entries.push({ path: RAMDISK_PATHS.caBundle, type: 'file', data: readSystemFile(sources.caBundle) });
   entries.push({ path: RAMDISK_PATHS.agent, type: 'file', data: opts.agentBundle });
-  entries.push({ path: RAMDISK_PATHS.udhcpcScript, type: 'file', data: Buffer.from(udhcpcScript()), mode: 0o755 });
   entries.push({ path: RAMDISK_PATHS.version, type: 'file', data: Buffer.from(`${opts.label}\n`) });
   entries.push({ path: 'init', type: 'file', data: Buffer.from(initScript()), mode: 0o755 });
   for (const dir of ['bin', 'dev', 'proc', 'sys', 'run', 'tmp', 'root', 'mnt']) {

@@ -14,7 +14,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent, type Dispatcher } from 'undici';
 import { bufferReader, openFileReader } from './byte-reader.js';
 import { createDigester, parseChecksumSpec, type ChecksumType } from './checksum.js';
 import { inspectImage } from './format-inspector.js';
@@ -79,7 +78,6 @@ export class ImageCache {
   readonly dir: string;
   private readonly downloads = new Map<string, Download>();
   private readonly failures = new Map<string, { url: string; at: number; reason: RefusalReason; message: string }>();
-  private readonly dispatcher: Dispatcher | undefined;
   private readonly now: () => number;
   private evicting: Promise<void> = Promise.resolve();
   private readonly closing = new AbortController();
@@ -91,7 +89,6 @@ export class ImageCache {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // Temp files of a process that died mid-download are garbage.
     for (const name of readdirSync(this.dir)) if (name.startsWith('.tmp-')) rmSync(join(this.dir, name), { force: true });
-    this.dispatcher = opts.caPem ? new Agent({ connect: { ca: opts.caPem } }) : undefined;
   }
 
   /** Path of a verified image by key, or undefined. Never a temp file. */
@@ -149,11 +146,10 @@ export class ImageCache {
     await utimes(path, t, t).catch(() => {});
   }
 
-  /** Aborts downloads in progress (their temp files are removed) and releases connections. */
+  /** Aborts downloads in progress (their temp files are removed). */
   async close(): Promise<void> {
     this.closing.abort();
     await Promise.allSettled([...this.downloads.values()].map((d) => d.promise));
-    await this.dispatcher?.close();
   }
 
   private validate(image: CachedImageSpec): { key: string; type: ChecksumType; hex: string; url: URL } {
@@ -188,7 +184,7 @@ export class ImageCache {
     const maxBytes = Math.min(this.opts.maxImageBytes ?? this.opts.maxTotalBytes, this.opts.maxTotalBytes);
     const temp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
     const response = await openImageDownload(url, {
-      ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
+      ...(this.opts.caPem && url.protocol === 'https:' ? { caPem: this.opts.caPem } : {}),
       signal: this.closing.signal,
     });
     const expectedSize = response.expectedSize;

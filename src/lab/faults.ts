@@ -30,10 +30,12 @@ export interface SystemFaults {
   dropConnections: number;
   ignorePower: boolean;
   failDriveWrites: number[];
+  /** Reset actions answered with success and ignored since the fault was set (read-only). */
+  ignoredResets: number;
 }
 
 export function noFaults(): SystemFaults {
-  return { delayMs: 0, errorBurst: 0, errorStatus: 503, dropConnections: 0, ignorePower: false, failDriveWrites: [] };
+  return { delayMs: 0, errorBurst: 0, errorStatus: 503, dropConnections: 0, ignorePower: false, failDriveWrites: [], ignoredResets: 0 };
 }
 
 /** What the service must do with one request, decided (and counters consumed) in one place. */
@@ -79,8 +81,12 @@ export class FaultBook {
     return { kind: 'serve', delayMs: f.delayMs };
   }
 
+  /** Whether a Reset action is to be ignored; counts it when it is. */
   ignoresPower(systemId: string): boolean {
-    return this.#bySystem.get(systemId)?.ignorePower ?? false;
+    const f = this.#bySystem.get(systemId);
+    if (!f?.ignorePower) return false;
+    f.ignoredResets++;
+    return true;
   }
 
   /** True when writes to drive `index` of the system must fail (for the lab's disk writers). */

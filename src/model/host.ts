@@ -78,6 +78,10 @@ export const RootDeviceHints = Type.Object(
   { additionalProperties: false },
 );
 
+/** How a host is inspected (Metal3's inspect annotation, Ironic's inspect interface). */
+export const INSPECTION_MODES = ['agent', 'bmc', 'disabled'] as const;
+export type InspectionMode = (typeof INSPECTION_MODES)[number];
+
 export const HostSpec = Type.Object(
   {
     bmc: Type.Optional(BmcSpec),
@@ -89,6 +93,9 @@ export const HostSpec = Type.Object(
     image: Type.Optional(ImageSpec),
     userDataName: Type.Optional(Name),
     externallyProvisioned: Type.Optional(Type.Boolean({ description: 'the host already runs an OS Ingot did not write; do not inspect or provision' })),
+    inspection: Type.Optional(
+      Type.Enum(INSPECTION_MODES, { description: 'agent: boot the agent to inspect; bmc: read the inventory out-of-band over the BMC; disabled: skip inspection. Default: the server config' }),
+    ),
   },
   { additionalProperties: false },
 );

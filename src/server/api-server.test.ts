@@ -218,6 +218,21 @@ describe('host admission', () => {
     const ok = await api.call('POST', '/api/v1/hosts', { body: hostManifest('img-ok', { image: { url: 'https://i/x.qcow2', checksum: CHECKSUM_SHA256, checksumType: 'sha256', format: 'qcow2' } }) });
     expect(ok.status).toBe(201);
   });
+
+  it('422 for spec.image on an externally provisioned host, saying how to adopt it first; nothing changes', async () => {
+    const image = { url: 'https://i/x.qcow2', checksum: CHECKSUM_SHA256, checksumType: 'sha256', format: 'qcow2' };
+    const created = await api.call('POST', '/api/v1/hosts', { body: hostManifest('ext-prov', { externallyProvisioned: true }) });
+    expect(created.status).toBe(201);
+    const res = await api.call('PATCH', '/api/v1/hosts/ext-prov', { body: { spec: { image } }, contentType: 'application/merge-patch+json' });
+    expect(res.status).toBe(422);
+    expect(res.json.code).toBe('INGOT_ERR_UNPROCESSABLE');
+    expect(res.json.details[0].field).toBe('spec.image');
+    expect(res.json.details[0].message).toContain('first set spec.externallyProvisioned to false');
+    expect((await api.call('GET', '/api/v1/hosts/ext-prov')).json.spec.image).toBeUndefined();
+    // Both in one request: the adoption is cleared, so the image is accepted.
+    const adopted = await api.call('PATCH', '/api/v1/hosts/ext-prov', { body: { spec: { externallyProvisioned: false, image } }, contentType: 'application/merge-patch+json' });
+    expect(adopted.status).toBe(200);
+  });
 });
 
 describe('listing', () => {

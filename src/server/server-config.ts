@@ -6,6 +6,7 @@ import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { IngotError } from '../model/errors.js';
+import { INSPECTION_MODES } from '../model/host.js';
 import { parseAlertRules, validateAlertRules, type AlertRule } from './audit/alert-rules.js';
 import { createPolicy } from './auth/policy.js';
 import { validateOidcConfig } from './auth/oidc.js';
@@ -100,6 +101,8 @@ export const ServerConfigSchema = Type.Object(
             Type.Object({ baseMs: Type.Optional(Millis('first retry delay')), capMs: Type.Optional(Millis('longest retry delay')) }, { additionalProperties: false }),
           ),
           powerPollMs: Type.Optional(Millis('how often power is read back after a change')),
+          softPowerOffTimeoutMs: Type.Optional(Millis('how long a soft power-off may take before it is escalated once to a hard one')),
+          powerChangeTimeoutMs: Type.Optional(Millis('how long a hard power change may take before it is a power-management error')),
           agentPollMs: Type.Optional(Millis('how often a running agent operation is polled')),
           agentBootTimeoutMs: Type.Optional(Millis('how long to wait for a booted agent')),
           agentLostAfterMs: Type.Optional(
@@ -110,6 +113,8 @@ export const ServerConfigSchema = Type.Object(
             }),
           ),
           idleRecheckMs: Type.Optional(Millis('how often resting hosts are compared with their spec')),
+          defaultInspection: Type.Optional(Type.Enum(INSPECTION_MODES, { description: 'how hosts without spec.inspection are inspected: agent (default), bmc or disabled' })),
+          inspectionAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'failed inspections retried before the host stays in error until its spec changes; default 5' })),
           maxConcurrentDeploys: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'deploys running at once across all conductors; default 250' })),
           maxConcurrentCleanings: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'cleanings running at once across all conductors; default 50' })),
           slotRecheckMs: Type.Optional(Millis('how often a host waiting for a deploy or cleaning slot looks again')),
@@ -344,9 +349,13 @@ export function serverOptionsFromConfig(config: ServerConfig): Partial<RunServer
   const c = config.conductor ?? {};
   const handler = {
     ...(c.powerPollMs !== undefined ? { powerPollMs: c.powerPollMs } : {}),
+    ...(c.softPowerOffTimeoutMs !== undefined ? { softPowerOffTimeoutMs: c.softPowerOffTimeoutMs } : {}),
+    ...(c.powerChangeTimeoutMs !== undefined ? { powerChangeTimeoutMs: c.powerChangeTimeoutMs } : {}),
     ...(c.agentPollMs !== undefined ? { agentPollMs: c.agentPollMs } : {}),
     ...(c.agentBootTimeoutMs !== undefined ? { agentBootTimeoutMs: c.agentBootTimeoutMs } : {}),
     ...(c.idleRecheckMs !== undefined ? { idleRecheckMs: c.idleRecheckMs } : {}),
+    ...(c.defaultInspection !== undefined ? { defaultInspection: c.defaultInspection } : {}),
+    ...(c.inspectionAttempts !== undefined ? { inspectionAttempts: c.inspectionAttempts } : {}),
     ...(config.cleaning?.resetBios !== undefined ? { resetBiosOnClean: config.cleaning.resetBios } : {}),
     ...(config.cleaning?.approvedFirmware ? { approvedFirmware: config.cleaning.approvedFirmware } : {}),
   };

@@ -21,7 +21,6 @@ import { open, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, type Dispatcher } from 'undici';
 import { bufferReader, openFileReader } from '../images/byte-reader.js';
 import { createDigester, type Digester } from '../images/checksum.js';
 import { inspectImage, type DetectedFormat, type Inspection } from '../images/format-inspector.js';
@@ -94,12 +93,6 @@ export function createOsImageVerifier(opts: OsImageVerifierOptions): OsImageVeri
   if (!Number.isFinite(leaseTtlMs) || leaseTtlMs < 1000) throw new RangeError('leaseTtlMs must be at least 1000 ms');
   const holder = opts.holder ?? `osimage-verifier/${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
   const fetchOptions = opts.fetchOptions ?? {};
-  // Made on first use and closed by stop(), so a verifier can be started again after stop().
-  let dispatcher: Dispatcher | undefined;
-  const dispatcherFor = (): Dispatcher | undefined => {
-    if (fetchOptions.caPem && !dispatcher) dispatcher = new Agent({ connect: { ca: fetchOptions.caPem } });
-    return dispatcher;
-  };
   let closing = new AbortController();
   const inFlight = new Set<string>();
 
@@ -162,8 +155,7 @@ export function createOsImageVerifier(opts: OsImageVerifierOptions): OsImageVeri
       log.info('verifying OS image', { image: row.name, url: redactUrl(spec.url) });
       let outcome: VerifyOutcome;
       try {
-        const agent = dispatcherFor();
-        outcome = await verifyImage(spec, { workDir: opts.workDir, maxBytes, fetchOptions, ...(agent ? { dispatcher: agent } : {}), signal: abort.signal });
+        outcome = await verifyImage(spec, { workDir: opts.workDir, maxBytes, fetchOptions, signal: abort.signal });
       } catch (error) {
         if (error instanceof Interrupted || abort.signal.aborted) {
           log.info('OS image verification interrupted; it will be retried', { image: row.name });
@@ -240,9 +232,6 @@ export function createOsImageVerifier(opts: OsImageVerifierOptions): OsImageVeri
     async stop() {
       closing.abort();
       await loop.stop();
-      const closingDispatcher = dispatcher;
-      dispatcher = undefined;
-      await closingDispatcher?.close();
     },
     verifyOnce: () => loop.reconcileOnce(),
   };
@@ -252,7 +241,6 @@ interface VerifyImageOptions {
   workDir: string;
   maxBytes: number;
   fetchOptions: OsImageFetchOptions;
-  dispatcher?: Dispatcher;
   signal?: AbortSignal;
 }
 
@@ -359,7 +347,7 @@ async function openSource(url: string, opts: VerifyImageOptions): Promise<{ body
     throw new ImageRefused('malformed', 'spec.url is plain HTTP but configuration demands HTTPS for images (images.requireHttps): publish the image over HTTPS');
   }
   const response = await openImageDownload(parsed, {
-    ...(opts.dispatcher && parsed.protocol === 'https:' ? { dispatcher: opts.dispatcher } : {}),
+    ...(opts.fetchOptions.caPem && parsed.protocol === 'https:' ? { caPem: opts.fetchOptions.caPem } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   return { body: response.body, ...(response.expectedSize !== undefined ? { expectedSize: response.expectedSize } : {}) };

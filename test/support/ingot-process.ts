@@ -2,10 +2,19 @@
 // exercise what a person types: the CLI, `ingot server`, restarts after kill -9.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The checkout: the nearest directory up with a package.json (test/support, or dist/test/support when a bench runs it). */
+function checkoutRoot(dir: string): string {
+  while (!existsSync(join(dir, 'package.json'))) {
+    if (dirname(dir) === dir) throw new Error('no package.json above test/support');
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+export const ROOT = checkoutRoot(dirname(fileURLToPath(import.meta.url)));
 export const BIN = join(ROOT, 'bin', 'ingot.js');
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 

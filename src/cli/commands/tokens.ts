@@ -2,6 +2,7 @@
 // the server keeps only its hash (src/server/routes/tokens.ts), so `list` cannot show it.
 import type { Command } from 'commander';
 import type { TokenInfo } from '../../client/index.js';
+import { generateToken } from '../../model/api-token.js';
 import { CliError } from '../cli-error.js';
 import type { CommandContext } from '../context.js';
 import { parseDuration } from '../duration.js';
@@ -56,6 +57,14 @@ export function registerTokens(program: Command, ctx: CommandContext): void {
         `warning: this is the only time the token value is shown; store it now (a password manager or a secret store). ` +
           `It cannot be read again, only revoked: ingot token revoke ${created.id}\n`,
       );
+    }));
+
+  token
+    .command('generate')
+    .description('print a new random token value without contacting a server, e.g. for INGOT_BOOTSTRAP_TOKEN before the first start')
+    .action(ctx.run(async () => {
+      // Nothing is stored anywhere: the value means something only once a server is given it.
+      ctx.out.write(`${generateToken()}\n`);
     }));
 
   token

@@ -5,7 +5,11 @@
 // so a step that keeps failing backs off further; it resets when the step succeeds.
 //
 // A registration error also retries at once when the admin fixed something: the credentials
-// secret has a new version, or the spec changed since the failure.
+// secret has a new version, or the spec changed since the failure. A power-management error
+// retries at once when the spec changed (e.g. spec.online asks for what the machine already is).
+// An inspection error retries at once when the spec changed (e.g. spec.inspection: bmc), and
+// after `inspectionAttempts` failures no longer retries on its own: it stays in error until
+// the spec changes, rather than booting an agent that never answers forever.
 import type { HostState } from '../../model/host.js';
 import { RETRY_TARGETS } from '../transitions.js';
 import { specHash } from '../spec-hash.js';
@@ -31,6 +35,12 @@ export const error: Handler = async (ctx) => {
   if (status.errorType === 'registration' && (await adminFixedSomething(ctx))) {
     return { kind: 'advance', event: 'retry', to, message: 'retrying registration: credentials or spec changed' };
   }
+  if ((status.errorType === 'power-management' || status.errorType === 'inspection') && specChanged(ctx)) {
+    return { kind: 'advance', event: 'retry', to, message: `retrying ${status.errorType}: spec changed` };
+  }
+  if (status.errorType === 'inspection' && status.errorCount >= ctx.config.inspectionAttempts) {
+    return { kind: 'wait', afterMs: ctx.config.idleRecheckMs };
+  }
   const due = status.nextAttemptAt ? Date.parse(status.nextAttemptAt) : 0;
   const now = ctx.clock.now();
   if (Number.isFinite(due) && due > now) return { kind: 'wait', afterMs: due - now };
@@ -45,9 +55,14 @@ function retryTarget(ctx: HandlerContext): HostState {
   return allowed.find((s) => s === resume) ?? allowed[0]!;
 }
 
+function specChanged(ctx: HandlerContext): boolean {
+  const remembered = ctx.host.status.stepState?.[FAILED_SPEC_HASH];
+  return typeof remembered === 'string' && remembered !== specHash(ctx.host.spec);
+}
+
 async function adminFixedSomething(ctx: HandlerContext): Promise<boolean> {
   const remembered = ctx.host.status.stepState ?? {};
-  if (typeof remembered[FAILED_SPEC_HASH] === 'string' && remembered[FAILED_SPEC_HASH] !== specHash(ctx.host.spec)) return true;
+  if (specChanged(ctx)) return true;
   try {
     const { version } = await ctx.credentials.resolve(ctx.host);
     return version !== remembered[FAILED_CREDENTIALS_VERSION];

@@ -9,6 +9,7 @@ import { DELETION_STATES } from '../transitions.js';
 import { CERT_VERIFICATION_DISABLED } from './registering.js';
 import { harness, host, IMAGE, OTHER_IMAGE, withoutAgent, type Harness, type HostBuilder } from './test-kit.js';
 import type { DriverRegistry } from '../../drivers/registry.js';
+import type { HandlerConfig } from './types.js';
 import type { Host } from '../../model/host.js';
 
 interface Row {
@@ -22,11 +23,13 @@ interface Row {
   then?: (result: { host: Host; outcome: Outcome }, h: Harness) => void | Promise<void>;
   /** Replaces the harness's driver registry (e.g. withoutAgent). */
   drivers?: (base: DriverRegistry) => DriverRegistry;
+  /** Handler config beside the harness's defaults. */
+  config?: Partial<HandlerConfig>;
 }
 
 function table(rows: Row[]) {
   it.each(rows.map((r) => [r.name, r] as const))('%s', async (_name, row) => {
-    const h = harness(row.drivers ? { drivers: row.drivers } : {});
+    const h = harness({ ...(row.drivers ? { drivers: row.drivers } : {}), ...(row.config ? { config: row.config } : {}) });
     row.arrange?.(h);
     const result = row.mode === 'drive' ? await h.drive(row.given()) : await h.run(row.given());
     expect(result.outcome).toMatchObject(row.expect);
@@ -145,11 +148,37 @@ describe('inspecting', () => {
       expect: { kind: 'failed', errorType: 'inspection', message: expect.stringContaining('could not read the hardware inventory') },
     },
     {
-      name: 'agent never checks in: inspection error after the boot timeout',
+      name: 'agent never checks in: inspection error after the boot timeout, suggesting spec.inspection: bmc',
       given: () => host('inspecting'),
       arrange: (h) => h.fleet.failNext('node-1', 'inspect', 'timeout', 1000),
       mode: 'drive',
-      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringMatching(/^the agent never checked in: nothing looked up within 30 s of booting the host into the agent; check that the host network-boots/) },
+      expect: { kind: 'failed', errorType: 'inspection', message: expect.stringMatching(/^the agent never checked in: nothing looked up within 30 s of booting the host into the agent; check that the host network-boots.*set spec\.inspection: bmc/) },
+    },
+    {
+      name: 'spec.inspection bmc: the BMC inventory, no agent booted, power untouched',
+      given: () => host('inspecting').withSpec({ inspection: 'bmc' }),
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'inspected', message: expect.stringContaining('out-of-band') },
+      then: ({ host }, h) => {
+        const m = h.fleet.machine('node-1');
+        expect(host.status.hardware?.cpu).toEqual(m.inventory.cpu);
+        expect(m.operations).toEqual({});
+        expect(m.agent.sessionsFinished).toBe(0);
+      },
+    },
+    {
+      name: 'spec.inspection disabled: advances without touching the BMC or the hardware record',
+      given: () => host('inspecting').withSpec({ inspection: 'disabled' }),
+      arrange: (h) => h.fleet.failNext('node-1', 'boot', 'refused', 100),
+      expect: { kind: 'advance', event: 'inspected', message: expect.stringContaining('inspection disabled') },
+      then: ({ host }) => expect(host.status.hardware).toBeUndefined(),
+    },
+    {
+      name: 'server default bmc applies to hosts without spec.inspection',
+      given: () => host('inspecting'),
+      config: { defaultInspection: 'bmc' },
+      mode: 'drive',
+      expect: { kind: 'advance', event: 'inspected', message: expect.stringContaining('out-of-band') },
     },
     {
       name: 'BMC refuses power: inspection error',
@@ -255,18 +284,74 @@ describe('available', () => {
     },
   ]);
 
-  it('spec offline on a running host: asks softly first, then hard after the timeout', async () => {
+  it('spec offline on a running host: asks softly once, and the request is recorded', async () => {
     const h = harness();
     h.fleet.setPower('node-1', 'on');
     h.clock.advance(1_000);
     // 1. soft request recorded
     const first = await h.run(host('available').poweredOn());
     expect(first.outcome).toMatchObject({ kind: 'save' });
-    expect(first.host.status.stepState?.softPowerOffRequestedAt).toBe(h.clock.now());
+    expect(first.host.status.stepState?.powerRequest).toEqual({ want: 'off', mode: 'soft', at: h.clock.now(), escalated: false });
     // 2. driven to off (the fake treats soft like hard)
     const { host: rested } = await h.drive(first.host);
     expect(rested.status.poweredOn).toBe(false);
     expect(h.fleet.machine('node-1').power).toBe('off');
+    expect(rested.status.stepState?.powerRequest).toBeUndefined();
+  });
+
+  describe('a BMC that accepts power requests and never acts on them', () => {
+    /** The fake driver, with power.set recorded and ignored (the BMC answers 204 and does nothing). */
+    function stuckBmc() {
+      const requests: Array<{ state: string; mode: string }> = [];
+      const h = harness({
+        config: { softPowerOffTimeoutMs: 60_000, powerChangeTimeoutMs: 30_000 },
+        drivers: (base) => ({
+          ...base,
+          driverFor(address) {
+            const d = base.driverFor(address);
+            return { ...d, power: { ...d.power, async set(_t, r) { requests.push({ state: r.state, mode: r.mode }); } } };
+          },
+        }),
+      });
+      return { h, requests };
+    }
+
+    it('power-off: one soft request, one hard escalation after the timeout, then a power-management error with the state seen', async () => {
+      const { h, requests } = stuckBmc();
+      h.fleet.setPower('node-1', 'on');
+      let current = (await h.run(host('available').poweredOn())).host;
+      const outcomes: string[] = [];
+      const events: string[] = [];
+      for (let i = 0; i < 400; i++) {
+        h.clock.advance(500);
+        const r = await h.run(current);
+        current = r.host;
+        outcomes.push(r.outcome.kind);
+        if ('events' in r.outcome && r.outcome.events) events.push(...r.outcome.events.map((e) => e.reason));
+        if (r.outcome.kind === 'failed') {
+          expect(r.outcome.errorType).toBe('power-management');
+          expect(r.outcome.message).toMatch(/soft, then a hard, power-off request but the system still reports power on/);
+          break;
+        }
+      }
+      expect(outcomes.at(-1)).toBe('failed');
+      expect(requests).toEqual([{ state: 'off', mode: 'soft' }, { state: 'off', mode: 'hard' }]);
+      expect(events).toEqual(['PowerEscalated']);
+    });
+
+    it('power-on: one request, no re-sends while waiting, then a power-management error', async () => {
+      const { h, requests } = stuckBmc();
+      let current = (await h.run(host('available').online())).host;
+      let last;
+      for (let i = 0; i < 200; i++) {
+        h.clock.advance(500);
+        last = await h.run(current);
+        current = last.host;
+        if (last.outcome.kind === 'failed') break;
+      }
+      expect(last!.outcome).toMatchObject({ kind: 'failed', errorType: 'power-management', message: expect.stringContaining('still reports power off') });
+      expect(requests).toEqual([{ state: 'on', mode: 'hard' }]);
+    });
   });
 });
 
@@ -413,6 +498,20 @@ describe('error', () => {
   table([
     { name: 'backoff not over: waits the rest', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 5_000 }), expect: { kind: 'wait', afterMs: 5_000 } },
     { name: 'inspection: back to inspecting', given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'inspecting' } },
+    {
+      name: 'inspection failed inspectionAttempts times: stays in error though the backoff is over',
+      given: () => host('error').failed('inspection', { from: 'inspecting', dueInMs: 0, count: 5 }),
+      expect: { kind: 'wait' },
+    },
+    {
+      name: 'inspection given up, then the spec changes (spec.inspection: bmc): retries at once',
+      given: () => {
+        const b = host('error').failed('inspection', { from: 'inspecting', dueInMs: 0, count: 5 });
+        b.spec = { ...b.spec, inspection: 'bmc' };
+        return b;
+      },
+      expect: { kind: 'advance', event: 'retry', to: 'inspecting' },
+    },
     { name: 'preparation: back to preparing', given: () => host('error').failed('preparation', { from: 'preparing', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'preparing' } },
     { name: 'provisioning: back to provisioning', given: () => host('error').withImage().failed('provisioning', { from: 'provisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioning' } },
     {
@@ -422,6 +521,16 @@ describe('error', () => {
     },
     { name: 'deprovisioning: back to deprovisioning, never to available', given: () => host('error').failed('deprovisioning', { from: 'deprovisioning', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'deprovisioning' } },
     { name: 'power-management: back to the resting state it left', given: () => host('error').failed('power-management', { from: 'provisioned', dueInMs: 0 }), expect: { kind: 'advance', event: 'retry', to: 'provisioned' } },
+    {
+      name: 'power-management: a spec change retries before the backoff is over',
+      given: () => {
+        const b = host('error').failed('power-management', { from: 'available', dueInMs: 600_000 });
+        b.spec = { ...b.spec, online: true };
+        return b;
+      },
+      expect: { kind: 'advance', event: 'retry', to: 'available' },
+    },
+    { name: 'power-management: same spec waits for the backoff', given: () => host('error').failed('power-management', { from: 'available', dueInMs: 600_000 }), expect: { kind: 'wait' } },
     { name: 'registration, same credentials, backoff running: waits', given: () => host('error').failed('registration', { credentialsVersion: 1 }), expect: { kind: 'wait', afterMs: 60_000 } },
     {
       name: 'registration, secret has a new version: retries at once',

@@ -22,6 +22,8 @@ export const STEP = {
   agentDone: 'agentDone',
   agentFinished: 'agentFinished',
   softOffAt: 'softPowerOffRequestedAt',
+  /** The one outstanding power request: { want, mode, at, escalated } (see drivePower). */
+  powerRequest: 'powerRequest',
   rebootAt: 'rebootRequestedAt',
   image: 'image',
   /** The agent's account of a finished clean (which method erased which disk). */
@@ -37,25 +39,93 @@ export function bootModeOf(ctx: HandlerContext): 'UEFI' | 'legacy' {
   return ctx.host.spec.bootMode === 'legacy' ? 'legacy' : 'UEFI';
 }
 
+/** The power change this host has asked its BMC for and not yet seen happen. */
+interface PowerRequest {
+  want: PowerState;
+  mode: 'soft' | 'hard';
+  /** When the current action (the first, or the escalation) was sent. */
+  at: number;
+  escalated: boolean;
+}
+
+function powerRequestOf(state: Record<string, unknown>): PowerRequest | undefined {
+  const r = state[STEP.powerRequest] as Partial<PowerRequest> | undefined;
+  if (!r || (r.want !== 'on' && r.want !== 'off') || (r.mode !== 'soft' && r.mode !== 'hard') || typeof r.at !== 'number') return undefined;
+  return { want: r.want, mode: r.mode, at: r.at, escalated: r.escalated === true };
+}
+
+/** Records a power action just sent, so drivePower waits for it rather than sending another. */
+export function recordPowerRequest(ctx: HandlerContext, want: PowerState, mode: 'soft' | 'hard'): void {
+  step(ctx.host.status)[STEP.powerRequest] = { want, mode, at: ctx.clock.now(), escalated: false } satisfies PowerRequest;
+}
+
 /**
- * Asks for `want` until power reads back as `want`. Off is `hard` by default: the agent's
- * ramdisk has nothing to shut down cleanly. Before powering off, the host's agent session (if
- * any) is ended, so its one-boot token dies with the power (DESIGN.md "The agent protocol":
- * tokens are revoked when the operation ends or the host powers off); finish() is idempotent.
+ * Honest power: ONE action per requested change, then read the state back until it matches.
+ * Returns undefined once power reads `want`, else an outcome (save after sending, wait while
+ * polling, failed at the end). The action is never re-sent on each poll (a BMC that accepted
+ * a Reset and is slow, or ignores it, would otherwise get a storm of them). A soft request
+ * that has not taken effect after `softPowerOffTimeoutMs` is escalated once to a hard one
+ * (GracefulShutdown, then ForceOff, as Metal3 and Ironic do); a hard request that has not
+ * taken effect after `powerChangeTimeoutMs` is a power-management error naming the power
+ * state the BMC last reported. The request lives in stepState, so a restarted conductor waits
+ * for the same action rather than sending a second.
  */
-export async function powerTo(ctx: HandlerContext, bmc: BmcAccess, want: PowerState, mode: 'soft' | 'hard' = 'hard'): Promise<Outcome | undefined> {
-  const status = ctx.host.status;
+export async function drivePower(ctx: HandlerContext, bmc: BmcAccess, want: PowerState, mode: 'soft' | 'hard'): Promise<Outcome | undefined> {
+  const state = step(ctx.host.status);
   const actual = await bmc.driver.power.get(bmc.target);
-  if (want === 'off' && (actual !== 'off' || status.poweredOn) && ctx.hasAgent()) await ctx.agent.finish(ctx.host);
+  const request = powerRequestOf(state);
   if (actual === want) {
-    if (status.poweredOn !== (want === 'on')) {
-      status.poweredOn = want === 'on';
+    if (request) {
+      delete state[STEP.powerRequest];
       return { kind: 'save' };
     }
     return undefined;
   }
-  await bmc.driver.power.set(bmc.target, { state: want, mode });
-  return { kind: 'wait', afterMs: ctx.config.powerPollMs };
+  if (!request || request.want !== want) {
+    await bmc.driver.power.set(bmc.target, { state: want, mode });
+    recordPowerRequest(ctx, want, mode);
+    return { kind: 'save' };
+  }
+  const waited = ctx.clock.now() - request.at;
+  const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+  if (request.mode === 'soft' && !request.escalated) {
+    if (waited < ctx.config.softPowerOffTimeoutMs) return { kind: 'wait', afterMs: ctx.config.powerPollMs };
+    await bmc.driver.power.set(bmc.target, { state: want, mode: 'hard' });
+    state[STEP.powerRequest] = { want, mode: 'hard', at: ctx.clock.now(), escalated: true } satisfies PowerRequest;
+    const message = `a soft power-${want} did not take effect within ${seconds(waited)} (power still reads ${actual}); sent a hard power-${want} once`;
+    ctx.log.warn(message, { host: ctx.host.metadata.name });
+    return { kind: 'save', events: [{ type: 'Warning', reason: 'PowerEscalated', message }] };
+  }
+  if (waited < ctx.config.powerChangeTimeoutMs) return { kind: 'wait', afterMs: ctx.config.powerPollMs };
+  delete state[STEP.powerRequest];
+  return {
+    kind: 'failed',
+    errorType: 'power-management',
+    message:
+      `the BMC accepted a ${request.escalated ? 'soft, then a hard,' : request.mode} power-${want} request but the system still reports power ${actual} ` +
+      `${seconds(waited)} after the ${request.escalated ? 'hard one' : 'request'}; check the BMC and the machine (Ingot retries after a backoff)`,
+  };
+}
+
+/**
+ * Drives power to `want` (drivePower). Off is `hard` by default: the agent's ramdisk has
+ * nothing to shut down cleanly. Before powering off, the host's agent session (if any) is
+ * ended, so its one-boot token dies with the power (DESIGN.md "The agent protocol": tokens are
+ * revoked when the operation ends or the host powers off); finish() is idempotent.
+ */
+export async function powerTo(ctx: HandlerContext, bmc: BmcAccess, want: PowerState, mode: 'soft' | 'hard' = 'hard'): Promise<Outcome | undefined> {
+  const status = ctx.host.status;
+  if (want === 'off' && ctx.hasAgent()) {
+    const actual = await bmc.driver.power.get(bmc.target);
+    if (actual !== 'off' || status.poweredOn) await ctx.agent.finish(ctx.host);
+  }
+  const pending = await drivePower(ctx, bmc, want, mode);
+  if (pending) return pending;
+  if (status.poweredOn !== (want === 'on')) {
+    status.poweredOn = want === 'on';
+    return { kind: 'save' };
+  }
+  return undefined;
 }
 
 /** Whether this host's agent boots from virtual media (a redfish-virtualmedia address on a driver that has it). */
@@ -90,19 +160,16 @@ export async function bootAgent(ctx: HandlerContext, bmc: BmcAccess): Promise<Ou
     const power = await bmc.driver.power.get(bmc.target);
     if (power === 'on') await bmc.driver.power.reboot(bmc.target, { mode: 'hard' });
     else await bmc.driver.power.set(bmc.target, { state: 'on', mode: 'hard' });
+    recordPowerRequest(ctx, 'on', 'hard');
     state[STEP.agentBootAt] = ctx.clock.now();
     state[STEP.agentBootVia] = viaMedia ? 'virtual-media' : 'network';
     ctx.host.status.poweredOn = true;
     return { kind: 'save' };
   }
   if (state[STEP.agentStarted]) return undefined;
-  const power = await bmc.driver.power.get(bmc.target);
-  if (power !== 'on') {
-    // Still coming up (or the reboot is between its off and on): ask again, it is idempotent.
-    await bmc.driver.power.set(bmc.target, { state: 'on', mode: 'hard' });
-    return { kind: 'wait', afterMs: ctx.config.powerPollMs };
-  }
-  return undefined;
+  // Still coming up (or the reboot is between its off and on): wait for the request already
+  // sent; drivePower sends nothing new until its timeout says the BMC did not act.
+  return drivePower(ctx, bmc, 'on', 'hard');
 }
 
 /**
@@ -117,6 +184,8 @@ export async function runAgentOperation(
     errorType: ErrorType;
     progressStep: string;
     request: () => Promise<AgentStartRequest>;
+    /** Added to the "agent did not check in" failure: what else the admin can do. */
+    noAgentHint?: string;
     onDone?: (result: Extract<AgentPoll, { state: 'done' }>) => void;
   },
 ): Promise<Outcome | undefined> {
@@ -143,7 +212,7 @@ export async function runAgentOperation(
         return {
           kind: 'failed',
           errorType: opts.errorType,
-          message: `the agent never checked in: nothing looked up within ${seconds} s of booting the host into the agent; ${check} (${error.message})`,
+          message: `the agent never checked in: nothing looked up within ${seconds} s of booting the host into the agent; ${check}${opts.noAgentHint ? `; ${opts.noAgentHint}` : ''} (${error.message})`,
         };
       }
       return { kind: 'wait', afterMs: ctx.config.agentPollMs };
@@ -188,39 +257,26 @@ export async function finishAgent(ctx: HandlerContext, bmc?: BmcAccess): Promise
 
 /**
  * Drives power to spec.online for a resting host. A power-off is first asked softly (the OS may
- * shut down cleanly) and becomes hard after `softOffTimeoutMs`, as Metal3 does. A successful
- * reconcile clears a power-management error left over from a retry.
+ * shut down cleanly) and escalated once to a hard one (drivePower). A successful reconcile
+ * clears a power-management error left over from a retry.
  */
-export async function reconcilePower(ctx: HandlerContext, bmc: BmcAccess, softOffTimeoutMs = 3 * 60_000): Promise<Outcome> {
+export async function reconcilePower(ctx: HandlerContext, bmc: BmcAccess): Promise<Outcome> {
   const status = ctx.host.status;
-  const state = step(status);
   const want: PowerState = ctx.host.spec.online ? 'on' : 'off';
-  const actual = await bmc.driver.power.get(bmc.target);
-  if (actual === want) {
-    // A left-over power-management error, or a count of unreachable retries, ends here: power works.
-    const staleErrors = status.errorType === 'power-management' || (status.errorType === '' && status.errorCount > 0);
-    const changed = status.poweredOn !== (want === 'on') || staleErrors || state[STEP.softOffAt] !== undefined;
-    if (!changed) return { kind: 'wait', afterMs: ctx.config.idleRecheckMs };
-    status.poweredOn = want === 'on';
-    delete state[STEP.softOffAt];
-    if (staleErrors) {
-      status.errorType = '';
-      status.errorMessage = '';
-      status.errorCount = 0;
-    }
-    return { kind: 'save' };
+  const pending = await drivePower(ctx, bmc, want, want === 'on' ? 'hard' : 'soft');
+  if (pending) {
+    if (pending.kind === 'save' && want === 'off') status.poweredOn = true;
+    return pending;
   }
-  if (want === 'on') {
-    await bmc.driver.power.set(bmc.target, { state: 'on', mode: 'hard' });
-    return { kind: 'wait', afterMs: ctx.config.powerPollMs };
+  // A left-over power-management error, or a count of unreachable retries, ends here: power works.
+  const staleErrors = status.errorType === 'power-management' || (status.errorType === '' && status.errorCount > 0);
+  const changed = status.poweredOn !== (want === 'on') || staleErrors;
+  if (!changed) return { kind: 'wait', afterMs: ctx.config.idleRecheckMs };
+  status.poweredOn = want === 'on';
+  if (staleErrors) {
+    status.errorType = '';
+    status.errorMessage = '';
+    status.errorCount = 0;
   }
-  const softAt = state[STEP.softOffAt];
-  if (typeof softAt !== 'number') {
-    await bmc.driver.power.set(bmc.target, { state: 'off', mode: 'soft' });
-    state[STEP.softOffAt] = ctx.clock.now();
-    status.poweredOn = true;
-    return { kind: 'save' };
-  }
-  await bmc.driver.power.set(bmc.target, { state: 'off', mode: ctx.clock.now() - softAt > softOffTimeoutMs ? 'hard' : 'soft' });
-  return { kind: 'wait', afterMs: ctx.config.powerPollMs };
+  return { kind: 'save' };
 }

@@ -7,7 +7,7 @@
 // any await, and the next one re-reads the host and calls the same handler.
 import type { AgentPort } from '../agent-port.js';
 import type { BmcDriver, BmcTarget } from '../../drivers/driver.js';
-import type { Host, ImageSpec } from '../../model/host.js';
+import type { Host, ImageSpec, InspectionMode } from '../../model/host.js';
 import type { Clock } from '../clock.js';
 import type { ConfigDriveSource } from '../config-drive-source.js';
 import type { CredentialsResolver, ResolvedCredentials, SecretUseListener } from '../credentials.js';
@@ -17,10 +17,18 @@ import type { ApprovedFirmware } from './firmware-check.js';
 export interface HandlerConfig {
   /** How often to read power back after asking for a change. */
   powerPollMs: number;
+  /** How long a soft power-off may take before it is escalated, once, to a hard one (Metal3: 3 min). */
+  softPowerOffTimeoutMs: number;
+  /** How long a hard power change may take to read back before it is a power-management error. */
+  powerChangeTimeoutMs: number;
   /** How often to poll a running agent operation. */
   agentPollMs: number;
   /** How long to wait for the agent to answer after booting it before failing the step. */
   agentBootTimeoutMs: number;
+  /** How hosts without spec.inspection are inspected. */
+  defaultInspection: InspectionMode;
+  /** Failed inspections retried with backoff before the host stays in error until its spec changes. */
+  inspectionAttempts: number;
   /** How often a resting host (available, provisioned…) is checked against its spec. */
   idleRecheckMs: number;
   /** Failed power-off attempts before a delete proceeds anyway (with a Warning event). */
@@ -39,9 +47,13 @@ export interface HandlerConfig {
 
 export const DEFAULT_HANDLER_CONFIG: HandlerConfig = {
   powerPollMs: 2_000,
+  softPowerOffTimeoutMs: 3 * 60_000,
+  powerChangeTimeoutMs: 2 * 60_000,
   agentPollMs: 2_000,
   agentBootTimeoutMs: 15 * 60_000,
   idleRecheckMs: 60_000,
+  defaultInspection: 'agent',
+  inspectionAttempts: 5,
   deletePowerOffAttempts: 5,
   resetBiosOnClean: true,
   approvedFirmware: {},

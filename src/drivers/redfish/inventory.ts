@@ -1,7 +1,9 @@
 // Out-of-band inspection: what the BMC knows of the hardware, from the ComputerSystem
-// (ProcessorSummary, MemorySummary, BiosVersion), its Processors, Storage/Drives (or the
-// older SimpleStorage), EthernetInterfaces, SecureBoot and the managing Manager. Every
-// property is optional in Redfish, so each one missing just leaves its field out.
+// (ProcessorSummary, MemorySummary, BiosVersion), its Processors (CPUs and GPUs), Memory
+// (when there is no MemorySummary), Storage/Drives (or the older SimpleStorage),
+// EthernetInterfaces, SecureBoot, the managing Manager and the UpdateService's firmware
+// inventory (when the system gives no BiosVersion). Every property is optional in Redfish, so
+// each one missing just leaves its field out.
 import type { BmcTarget, InventoryInterface } from '../driver.js';
 import type { HardwareDetails } from '../../model/host.js';
 import { getMembers } from './collections.js';
@@ -34,7 +36,28 @@ export async function readNics(ctx: RedfishContext, target: BmcTarget, system: R
   return nics;
 }
 
-async function readCpu(ctx: RedfishContext, target: BmcTarget, system: Record<string, unknown>): Promise<HardwareDetails['cpu']> {
+async function readMemoryMebibytes(ctx: RedfishContext, target: BmcTarget, system: Record<string, unknown>): Promise<number | undefined> {
+  const gib = pickNumber(system, 'MemorySummary', 'TotalSystemMemoryGiB');
+  if (gib !== undefined) return Math.round(gib * 1024);
+  const link = linkOf(system, 'Memory');
+  if (!link) return undefined;
+  let mib = 0;
+  for (const dimm of await getMembers(ctx.client, target, link, 256)) mib += pickNumber(dimm, 'CapacityMiB') ?? 0;
+  return mib > 0 ? mib : undefined;
+}
+
+async function readBiosVersionFromFirmwareInventory(ctx: RedfishContext, target: BmcTarget): Promise<string | undefined> {
+  const root = await ctx.client.getOptional(target, '/redfish/v1');
+  const updateService = linkOf(root, 'UpdateService');
+  const service = updateService ? await ctx.client.getOptional(target, updateService) : undefined;
+  const inventory = linkOf(service, 'FirmwareInventory');
+  if (!inventory) return undefined;
+  const items = await getMembers(ctx.client, target, inventory, 64);
+  const bios = items.find((i) => /bios|uefi/i.test(`${pickString(i, 'Id') ?? ''} ${pickString(i, 'Name') ?? ''}`));
+  return pickString(bios, 'Version');
+}
+
+async function readCpu(ctx: RedfishContext, target: BmcTarget, system: Record<string, unknown>, gpus: NonNullable<HardwareDetails['gpus']>): Promise<HardwareDetails['cpu']> {
   const cpu: NonNullable<HardwareDetails['cpu']> = {};
   const count = pickNumber(system, 'ProcessorSummary', 'Count');
   if (count !== undefined) cpu.count = count;
@@ -49,7 +72,12 @@ async function readCpu(ctx: RedfishContext, target: BmcTarget, system: Record<st
   if (link) {
     for (const p of await getMembers(ctx.client, target, link, 64)) {
       const type = pickString(p, 'ProcessorType');
-      if (type && type !== 'CPU') continue; // GPUs and FPGAs are Processors too
+      if (type === 'GPU') {
+        const model = pickString(p, 'Model');
+        if (model) gpus.push({ model, ...(pickString(p, 'Manufacturer') ? { vendor: pickString(p, 'Manufacturer')! } : {}) });
+        continue;
+      }
+      if (type && type !== 'CPU') continue; // FPGAs and accelerators are Processors too
       sockets++;
       cores += pickNumber(p, 'TotalCores') ?? 0;
       threads += pickNumber(p, 'TotalThreads') ?? 0;
@@ -132,13 +160,15 @@ export function redfishInventory(ctx: RedfishContext): InventoryInterface {
       if (vendor.manufacturer || vendor.productName || vendor.serialNumber) {
         details.systemVendor = Object.fromEntries(Object.entries(vendor).filter(([, v]) => v !== undefined));
       }
-      const cpu = await readCpu(ctx, target, system);
+      const gpus: NonNullable<HardwareDetails['gpus']> = [];
+      const cpu = await readCpu(ctx, target, system, gpus);
       if (cpu) details.cpu = cpu;
-      const gib = pickNumber(system, 'MemorySummary', 'TotalSystemMemoryGiB');
-      if (gib !== undefined) details.ramMebibytes = Math.round(gib * 1024);
+      if (gpus.length > 0) details.gpus = gpus;
+      const ram = await readMemoryMebibytes(ctx, target, system);
+      if (ram !== undefined) details.ramMebibytes = ram;
       details.storage = await readStorage(ctx, target, system);
       details.nics = await readNics(ctx, target, system);
-      const biosVersion = pickString(system, 'BiosVersion');
+      const biosVersion = pickString(system, 'BiosVersion') ?? (await readBiosVersionFromFirmwareInventory(ctx, target));
       const manager = linkOf(system, 'Links', 'ManagedBy');
       const bmcVersion = manager ? pickString(await ctx.client.getOptional(target, manager), 'FirmwareVersion') : undefined;
       if (biosVersion || bmcVersion) {

@@ -219,6 +219,22 @@ describe('redfish driver: inventory, secure boot, BIOS, firmware', () => {
     expect(hw.secureBootCapable).toBe(false);
   });
 
+  it('reads RAM from the Memory collection, GPUs from Processors and the BIOS version from the firmware inventory when the system does not say', async () => {
+    const { mini, driver, target, system } = await setup();
+    delete system['MemorySummary'];
+    delete system['BiosVersion'];
+    system['Memory'] = { '@odata.id': `${SYSTEM}/Memory` };
+    mini.resources.set(`${SYSTEM}/Memory`, { Members: [{ '@odata.id': `${SYSTEM}/Memory/0` }, { '@odata.id': `${SYSTEM}/Memory/1` }] });
+    mini.resources.set(`${SYSTEM}/Memory/0`, { Id: '0', CapacityMiB: 16384 });
+    mini.resources.set(`${SYSTEM}/Memory/1`, { Id: '1', CapacityMiB: 8192 });
+    mini.resources.get(`${SYSTEM}/Processors`)!['Members'] = [{ '@odata.id': `${SYSTEM}/Processors/0` }, { '@odata.id': `${SYSTEM}/Processors/gpu` }];
+    mini.resources.set(`${SYSTEM}/Processors/gpu`, { Id: 'gpu', ProcessorType: 'GPU', Model: 'Mini GPU', Manufacturer: 'MiniCorp' });
+    const hw = await driver.inventory!.get(target);
+    expect(hw.ramMebibytes).toBe(24576);
+    expect(hw.gpus).toEqual([{ model: 'Mini GPU', vendor: 'MiniCorp' }]);
+    expect(hw.firmware?.bios?.version).toBe('1.2.3');
+  });
+
   it('sets secure boot and reports the current boot separately', async () => {
     const { mini, driver, target } = await setup();
     expect(await driver.secureBoot!.get(target)).toEqual({ enabled: false, capable: true, currentBoot: false });

@@ -35,6 +35,16 @@ export function hostSpecProblems(spec: HostSpec, options: HostAdmissionOptions):
       invalid.push({ field: 'spec.bmc.address', message: err.message });
     }
   }
+  if (spec.image && spec.externallyProvisioned) {
+    // Provisioning would write over an OS Ingot did not install, without the inspection and
+    // cleaning every other host gets first; the conductor would otherwise ignore the image.
+    unprocessable.push({
+      field: 'spec.image',
+      message:
+        'cannot be set on an externally provisioned host (spec.externallyProvisioned: true): to let Ingot provision it, first set spec.externallyProvisioned to false ' +
+        '(the host is then inspected, cleaned and becomes available), then set spec.image; to keep its OS, leave spec.image unset',
+    });
+  }
   if (spec.image) {
     const { url, checksum } = spec.image;
     let parsed: URL | undefined;

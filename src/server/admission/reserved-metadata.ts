@@ -15,15 +15,20 @@ function changedReservedKeys(before: Map, after: Map): string[] {
   return [...keys].filter((k) => before[k] !== after[k]).sort();
 }
 
-/** Throws 403 when `identity` changes a reserved label or annotation without being allowed to. */
+/**
+ * Throws 403 when `identity` changes a reserved label or annotation without being allowed to.
+ * `at` names where the metadata sits in the document (`metadata`, or a template's
+ * `spec.template.metadata`, whose labels every claim made from it carries).
+ */
 export function checkReservedMetadata(
   identity: Identity,
   before: { labels: Map; annotations: Map },
   after: { labels: Map; annotations: Map },
+  at = 'metadata',
 ): void {
   if (identity.roles.some((r) => MAY_WRITE_RESERVED.has(r))) return;
-  const labels = changedReservedKeys(before.labels, after.labels).map((k) => `metadata.labels["${k}"]`);
-  const annotations = changedReservedKeys(before.annotations, after.annotations).map((k) => `metadata.annotations["${k}"]`);
+  const labels = changedReservedKeys(before.labels, after.labels).map((k) => `${at}.labels["${k}"]`);
+  const annotations = changedReservedKeys(before.annotations, after.annotations).map((k) => `${at}.annotations["${k}"]`);
   const fields = [...labels, ...annotations];
   if (fields.length === 0) return;
   throw new IngotError(

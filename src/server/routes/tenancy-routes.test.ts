@@ -216,6 +216,21 @@ describe('claims', () => {
     expect(reserved.status).toBe(403);
   });
 
+  it('reserved labels cannot enter through a claim-set template, on create or on change', async () => {
+    const template = (labels: Record<string, string>) => ({ metadata: { labels }, spec: { nodeTypeName: 'metal.small' } });
+    const created = await api.call('POST', '/api/v1/projects/red/claimsets', {
+      token: t.redAdmin,
+      body: { kind: 'ClaimSet', metadata: { name: 'sneaky' }, spec: { replicas: 0, template: template({ 'ingot.dev/project': 'blue' }) } },
+    });
+    expect(created.status).toBe(403);
+    expect(created.json.message).toContain('spec.template.metadata.labels["ingot.dev/project"]');
+    expect((await api.call('GET', '/api/v1/projects/red/claimsets/sneaky', { token: t.redAdmin })).status).toBe(404);
+    const patched = await api.call('PATCH', '/api/v1/projects/red/claimsets/workers', { token: t.redAdmin, body: { spec: { template: template({ 'ingot.dev/claim': 'x' }) } } });
+    expect(patched.status).toBe(403);
+    const plain = await api.call('PATCH', '/api/v1/projects/red/claimsets/workers', { token: t.redAdmin, body: { spec: { template: template({ tier: 'web' }) } } });
+    expect(plain.status, plain.text).toBe(200);
+  });
+
   it('quotas: soft warns (header + audit event), hard refuses naming the quota', async () => {
     // red holds web-1 (1 claim); soft 2, hard 3.
     const second = await api.call('POST', '/api/v1/projects/red/claims', { token: t.redMember, body: claim('web-2') });
