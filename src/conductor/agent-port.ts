@@ -1,5 +1,5 @@
 // The conductor's view of the on-host agent: start an operation, then poll it. The real
-// implementation (issue 4) queues commands for the agent API; the fake (src/drivers/fake/)
+// implementation queues commands for the agent API; the fake (src/drivers/fake/)
 // simulates them. Operations are keyed by an id the conductor chooses and persists in
 // status.stepState before starting, so a conductor that dies mid-step can poll the same
 // operation after restart instead of starting a second one.

@@ -1,4 +1,4 @@
-// The real AgentPort (issue 4): commands for on-host agents go through the database, so any
+// The real AgentPort: commands for on-host agents go through the database, so any
 // server process's agent listener can hand them out and any conductor can poll them.
 //
 // How the conductor uses it (wiring into the handlers is a later step):

@@ -1,4 +1,4 @@
-// network_data.json for the config drive (issue 6): the OpenStack metadata format that
+// network_data.json for the config drive: the OpenStack metadata format that
 // cloud-init (OpenStack and ConfigDrive datasources), Glean and Ignition's afterburn read to
 // configure static addresses without DHCP. Shape as Nova writes it
 // (nova/virt/netutils.py get_network_metadata; "links", "networks", "services"):

@@ -1,4 +1,4 @@
-// Where the lab's agents run (issue 3): one child process per agent for small labs, so each
+// Where the lab's agents run: one child process per agent for small labs, so each
 // agent is a real `ingot agent` process with its own token, state and disks exactly as on a
 // host; many agent instances in the lab's own process for large labs (1,000+ hosts on a 2-core
 // machine cannot afford a Node process per host). The agent code is the same either way: the

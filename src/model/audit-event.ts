@@ -1,4 +1,4 @@
-// The audit event (DESIGN.md "Security, by design", issue 5) and the one definition of its
+// The audit event (DESIGN.md "Security, by design") and the one definition of its
 // hash. It lives in model/ because both the store (which computes each event's hash inside
 // the appending transaction) and server/audit (which verifies the chain) need the exact same
 // bytes, and store/ may not depend on server/.

@@ -1,4 +1,4 @@
-// ClaimSet: a template plus `replicas`, like a Cluster API MachineSet (issue 6). Scaling up
+// ClaimSet: a template plus `replicas`, like a Cluster API MachineSet. Scaling up
 // creates claims; scaling down deletes the newest first.
 import { Type, type Static } from 'typebox';
 import { Labels } from './envelope.js';

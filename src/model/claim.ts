@@ -1,4 +1,4 @@
-// Claim: "give me one machine of node type X" in a project (issue 6). Bound to exactly one host
+// Claim: "give me one machine of node type X" in a project. Bound to exactly one host
 // while it lives; the tenant sees the host's name and addresses, never its BMC or image URL.
 import { Type, type Static } from 'typebox';
 import { Name } from './envelope.js';

@@ -1,4 +1,4 @@
-// IPPool: a static address pool for one subnet (issue 6). A pool has one address family; a
+// IPPool: a static address pool for one subnet. A pool has one address family; a
 // dual-stack claim uses one IPv4 pool and one IPv6 pool. Ranges may be non-contiguous
 // (operators carve out addresses used by switches, VIPs, …) but must not overlap and must all
 // lie in the pool's subnet. Metal3's IPPool (ip-address-manager) has the same shape.

@@ -1,4 +1,4 @@
-// NodeType: what tenants ask for (issue 6). A host selector (labels, hardware minimums,
+// NodeType: what tenants ask for. A host selector (labels, hardware minimums,
 // capabilities found by inspection) plus the OSImage to write and how to clean afterwards.
 // Tenants name a node type; they never see or pick hosts, images or BMCs themselves.
 import { Type, type Static } from 'typebox';

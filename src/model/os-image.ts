@@ -1,4 +1,4 @@
-// OSImage: an image admins publish for node types to install (issue 6). Tenants never supply
+// OSImage: an image admins publish for node types to install. Tenants never supply
 // image URLs (DESIGN.md "Security, by design"): they pick a node type, and the node type names
 // an OSImage. The checksum is required and must be strong (sha256 or sha512; md5 is refused
 // here even where hosts may use it), so the OSImage is the one place an image reference can be

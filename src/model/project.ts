@@ -1,4 +1,4 @@
-// Project: a tenant (issue 6). Members and their roles, which node types the project may claim,
+// Project: a tenant. Members and their roles, which node types the project may claim,
 // and quotas. Platform admins own projects; tenants read their own.
 import { Type, type Static } from 'typebox';
 

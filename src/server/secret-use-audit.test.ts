@@ -1,4 +1,4 @@
-// Every secret the conductor uses is audited with the host it was used for (issue 5), and no
+// Every secret the conductor uses is audited with the host it was used for, and no
 // audit row carries a secret value. Real server: HTTP API, SQLite, the conductor, fake hosts.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -166,7 +166,7 @@ export interface SecretCiphertext {
 
 export type AgentCommandState = 'queued' | 'sent' | 'running' | 'done' | 'failed';
 
-/** A command for the on-host agent (issue 4). One per (hostUid, operationId). */
+/** A command for the on-host agent. One per (hostUid, operationId). */
 export interface AgentCommand {
   id: string;
   hostUid: string;
@@ -216,7 +216,7 @@ export interface AgentSession {
   endedAt?: string;
 }
 
-/** One address of one pool held by one claim (issue 6). */
+/** One address of one pool held by one claim. */
 export interface IpAllocation {
   poolUid: string;
   /** Canonical text: dotted quad, or RFC 5952 for IPv6. */
@@ -240,7 +240,7 @@ export interface AddressAllocationRequest {
   requested?: string;
 }
 
-/** A host serving a claim (issue 6): one row per host, at most one per claim. */
+/** A host serving a claim: one row per host, at most one per claim. */
 export interface HostBinding {
   hostUid: string;
   claimUid: string;
@@ -343,7 +343,7 @@ export interface Store {
   /** The last appended event's seq and hash, as recorded beside the chain (detects a truncated tail). */
   getAuditHead(): Promise<AuditHead>;
 
-  // Agent commands and sessions (issue 4; see src/conductor/agent-queue.ts)
+  // Agent commands and sessions (see src/conductor/agent-queue.ts)
   /**
    * Inserts the command unless one with the same (hostUid, operationId) exists; either way
    * returns the stored command and whether this call created it.
@@ -371,7 +371,7 @@ export interface Store {
   /** Ends every open session of the host; returns the sessions it ended (to revoke their tokens). */
   endAgentSessions(hostUid: string, at: string): Promise<AgentSession[]>;
 
-  // IP address allocations and host bindings (issue 6; see docs/tenancy.md). UNIQUE constraints
+  // IP address allocations and host bindings (see docs/tenancy.md). UNIQUE constraints
   // make these safe across any number of store instances and server processes.
   /**
    * Gives the claim one address of the pool: `requested` if given, else the lowest free one
@@ -398,7 +398,7 @@ export interface Store {
   /** All bindings (of one project when given), oldest first. */
   listHostBindings(project?: string): Promise<HostBinding[]>;
 
-  // Two-person-rule approvals (issue 5; src/server/approvals/)
+  // Two-person-rule approvals (src/server/approvals/)
   createApproval(approval: StoredApproval): Promise<void>;
   getApproval(id: string): Promise<StoredApproval | undefined>;
   /** Newest first; of one state when given. */

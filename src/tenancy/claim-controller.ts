@@ -1,4 +1,4 @@
-// The claim controller (issue 6): turns Claims into bound, provisioned hosts and back.
+// The claim controller: turns Claims into bound, provisioned hosts and back.
 // docs/tenancy.md ("The claim controller") describes the behaviour; in short, each pass takes
 // every claim, oldest first (createdAt, then name), and moves it one step:
 //

@@ -1,4 +1,4 @@
-// The claim set controller (issue 6): keeps `spec.replicas` claims of a ClaimSet alive, like a
+// The claim set controller: keeps `spec.replicas` claims of a ClaimSet alive, like a
 // Cluster API MachineSet. Its claims are the Claims of its project labelled
 // `ingot.dev/claimset: <set name>`; scaling up creates claims named `<set>-<5 random
 // characters>` from the template, scaling down deletes the NEWEST claims first (the oldest have

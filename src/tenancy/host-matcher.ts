@@ -1,4 +1,4 @@
-// Which hosts can serve a node type, in which order, and why none can (issue 6).
+// Which hosts can serve a node type, in which order, and why none can.
 //
 // Order ("smallest sufficient host first"): ascending by RAM, then CPUs, then total disk
 // bytes, then name, then uid. Giving the smallest host that satisfies the selector keeps the

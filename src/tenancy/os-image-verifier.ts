@@ -1,4 +1,4 @@
-// Verifies published OS images (issue 6) before any host deploys them: an OSImage created or
+// Verifies published OS images before any host deploys them: an OSImage created or
 // changed with spec.verifyOnCreate gets status.verification.state 'pending' from the API
 // (src/server/routes/os-images.ts); this controller downloads it, computes the spec's digest
 // while streaming, inspects the bytes with the same format inspector and safety rules the

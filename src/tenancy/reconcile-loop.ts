@@ -1,4 +1,4 @@
-// The loop the tenancy controllers share (issue 6): level-based, like controller-runtime's
+// The loop the tenancy controllers share: level-based, like controller-runtime's
 // reconcilers. A pass re-reads everything from the store and moves each object one step
 // towards what its spec asks for; nothing is remembered between passes, so a pass may be
 // repeated, interrupted, or run in several processes at once (the store's UNIQUE bindings and

@@ -1,4 +1,4 @@
-// Binds pending claims to hosts (issue 6). Level-based and safe to run in any number of
+// Binds pending claims to hosts. Level-based and safe to run in any number of
 // processes at once: the store's host_bindings table (UNIQUE host, UNIQUE claim) is the only
 // arbiter, so two schedulers racing for one host or one claim cannot both win; the loser
 // moves on to its next candidate.

@@ -1,4 +1,4 @@
-// Admission for Claims and ClaimSet templates (issue 6): the node type must exist and be
+// Admission for Claims and ClaimSet templates: the node type must exist and be
 // allowed for the project; user data comes inline or from a Secret of the SAME project (a
 // reference never resolves in another scope, whatever the name: DESIGN.md "Secrets"); the
 // networks name existing pools; hard quotas refuse, soft quotas warn.

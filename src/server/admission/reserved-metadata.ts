@@ -1,6 +1,6 @@
 // Labels and annotations under `ingot.dev/` are the platform's own (e.g. ingot.dev/project,
 // ingot.dev/claim on hosts): the scheduler and tenancy trust them, so only the platform's
-// administrators and controllers may set, change or remove them (issue 5; the Metal3 and
+// administrators and controllers may set, change or remove them (the Metal3 and
 // Cluster API self-assessments list label tampering by tenants as a way to steer placement).
 import { IngotError } from '../../model/errors.js';
 import type { Identity } from '../auth/policy.js';

@@ -1,4 +1,4 @@
-// The two-person rule (issue 5). A preHandler hook (after authentication, authorization and
+// The two-person rule. A preHandler hook (after authentication, authorization and
 // body validation) holds a host change instead of running it when either
 //   - the policy allows the action only with approval:required (access-control.ts marks the
 //     request), or

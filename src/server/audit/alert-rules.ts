@@ -1,4 +1,4 @@
-// Alert rules (issue 5): a YAML file of rules, each matching some audit events; a match is
+// Alert rules: a YAML file of rules, each matching some audit events; a match is
 // sent to the webhook as {type: 'alert', rule, severity, event}. Example:
 // docs/examples/alert-rules.yaml. All conditions of a rule must hold; a list matches if any
 // of its items does.

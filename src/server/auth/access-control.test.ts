@@ -73,7 +73,7 @@ const EXPECTED: Record<string, { action: string; allowed: readonly string[] | '@
   'GET /api/v1/approvals': { action: 'approval:list', allowed: ['platform-admin', 'platform-reader'] },
   'POST /api/v1/approvals/:id/approve': { action: 'approval:approve', allowed: ADMIN },
   'POST /api/v1/approvals/:id/reject': { action: 'approval:reject', allowed: ADMIN },
-  // Tenancy (issue 6). Project roles count only on their own project's routes: on platform
+  // Tenancy. Project roles count only on their own project's routes: on platform
   // routes they are dropped before the policy is asked, so tenants get 403 there even where
   // the rule names their role (project-scope.ts).
   ...kindRoutes('/api/v1/osimages', 'osimage', ':name', PLATFORM_KIND),

@@ -1,4 +1,4 @@
-// OIDC bearer tokens (issue 5): a JWT from the organisation's identity provider, verified
+// OIDC bearer tokens: a JWT from the organisation's identity provider, verified
 // against its issuer, audience and published keys (RFC 7519 §7.2, RFC 9068), then mapped from
 // claims (groups) to Ingot roles. Ingot never sees a password and stores nothing for these
 // callers; the JWT's own expiry bounds it. Only asymmetric algorithms are accepted: with a

@@ -1,4 +1,4 @@
-// The policy rule language (issue 5), after oslo.policy's check strings:
+// The policy rule language, after oslo.policy's check strings:
 //   role:NAME            the identity holds role NAME
 //   @                    any authenticated identity
 //   !                    nobody

@@ -1,5 +1,5 @@
 // /api/v1/projects/:project/claimsets: a claim template plus `replicas`, like a Cluster API
-// MachineSet (issue 6). The claim-set controller creates and deletes the claims; here the
+// MachineSet. The claim-set controller creates and deletes the claims; here the
 // template is admitted like a claim (node type allowed, same-project secret, pools) and the
 // replicas are checked against the project's quotas, counting the claims outside this set.
 import type { ClaimSetSpec as Spec } from '../../model/claim-set.js';

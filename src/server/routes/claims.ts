@@ -1,4 +1,4 @@
-// /api/v1/projects/:project/claims: "give me one machine of node type X" (issue 6). The claim
+// /api/v1/projects/:project/claims: "give me one machine of node type X". The claim
 // controller (src/tenancy/claim-controller.ts) binds it to a host and provisions it; the tenant
 // sees state, the host's name, addresses and a pending reason — nothing else of the host.
 // Inline user data is sealed with the secret key under the claim's uid (like a Secret's

@@ -1,4 +1,4 @@
-// /api/v1/ippools: static address pools (issue 6, docs/tenancy.md), and
+// /api/v1/ippools: static address pools (docs/tenancy.md), and
 // /api/v1/ippools/:name/addresses, the IPAddress allocations made from a pool for claims.
 // A pool's ranges may change only while every allocated address stays inside them; a pool
 // with allocations cannot be deleted.

@@ -1,4 +1,4 @@
-// /api/v1/nodetypes: what tenants may ask for (issue 6). Admins write them; tenants read the
+// /api/v1/nodetypes: what tenants may ask for. Admins write them; tenants read the
 // ones their project may claim at /api/v1/projects/P/nodetypes (filtered by the project's
 // allowedNodeTypes), never the platform-wide list.
 import { IngotError } from '../../model/errors.js';

@@ -1,4 +1,4 @@
-// /api/v1/osimages: images admins publish (issue 6). Only platform roles reach these routes;
+// /api/v1/osimages: images admins publish. Only platform roles reach these routes;
 // tenants never see an image URL. With spec.verifyOnCreate the server downloads, verifies and
 // inspects the image after each create or change of url/checksum (src/tenancy/os-image-verifier.ts).
 import { IngotError, validationError, type FieldProblem } from '../../model/errors.js';

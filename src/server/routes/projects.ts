@@ -1,4 +1,4 @@
-// /api/v1/projects: tenants (issue 6). Admins create and change them; a project's members read
+// /api/v1/projects: tenants. Admins create and change them; a project's members read
 // their own project at /api/v1/projects/P (the URL parameter is `project`, so project roles
 // apply there, project-scope.ts). A project that still holds claims, claim sets or secrets
 // cannot be deleted: those would be stranded with no one able to see them.

@@ -1,4 +1,4 @@
-// TLS for the public API (issue 5). Operators give a certificate and key (PEM); `clientCaFile`
+// TLS for the public API. Operators give a certificate and key (PEM); `clientCaFile`
 // turns on mutual TLS, where the handshake itself refuses a client without a certificate from
 // that CA (the bearer token is still required on top: mTLS proves the machine, the token the
 // caller). Dev mode makes a throwaway CA and server certificate with openssl so HTTPS can be

@@ -1,4 +1,4 @@
-// The audit trail (issue 5): an append-only, hash-chained table plus a one-row head that
+// The audit trail: an append-only, hash-chained table plus a one-row head that
 // records the last appended seq and hash.
 // - seq is assigned by the store from the head (under the write-order lock), not by a
 //   PostgreSQL sequence: sequences are not transactional, so a rolled-back append would leave

@@ -1,4 +1,4 @@
-// The agent protocol's state (issue 4): commands queued for on-host agents, and agent sessions
+// The agent protocol's state: commands queued for on-host agents, and agent sessions
 // (one per boot of the agent: its one-boot token and its boot medium).
 // - agent_commands: (host_uid, operation_id) is unique, so AgentPort.start is idempotent even
 //   when two conductors race (the loser's insert does nothing). `request` is JSON without user

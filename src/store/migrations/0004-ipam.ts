@@ -1,4 +1,4 @@
-// IP address allocations and host bindings (issue 6). The UNIQUE constraints are the whole
+// IP address allocations and host bindings. The UNIQUE constraints are the whole
 // concurrency story: however many server processes allocate or schedule at once, the database
 // refuses a second row for the same (pool, address) or the same host or claim, so an address
 // is never handed out twice and a host never serves two claims. Callers insert with

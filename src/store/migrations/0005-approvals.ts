@@ -1,4 +1,4 @@
-// Two-person-rule approvals (issue 5): a held change, who asked, until when, and who decided.
+// Two-person-rule approvals: a held change, who asked, until when, and who decided.
 // `request` is JSON (method, path, body of a host route: never secret values).
 import { type Kysely, type Migration } from 'kysely';
 import type { Dialect } from '../store.js';

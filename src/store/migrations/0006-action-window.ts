@@ -1,4 +1,4 @@
-// Admitted rate-limited actions (the two-person rule's destructive-change window, issue 5):
+// Admitted rate-limited actions (the two-person rule's destructive-change window):
 // one row per action let through, so every server process on one database counts the same
 // window (Store.admitWindowedAction). `kind` names the window (e.g. 'destructive-host-change');
 // `at` is epoch milliseconds. Rows older than their window are deleted as new ones arrive, so
