@@ -1,6 +1,6 @@
 // Authorization: every route names one action; a policy maps each action to the roles allowed
-// to perform it. The default policy lives here, in code; more roles come from the policy file and an
-// operator override file, which only has to produce another `Rules` record (createPolicy merges).
+// to perform it. The default policy lives here, in code; an operator override file only has to
+// produce another `Rules` record (createPolicy merges).
 import { IngotError } from '../../model/errors.js';
 import { evaluateRule, formatRule, parseRule, requiresApproval, rolesIn, RuleSyntaxError, type RuleExpression } from './rule-expression.js';
 
