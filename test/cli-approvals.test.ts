@@ -1,10 +1,14 @@
 // The two-person rule through the real `ingot` binary against a real `ingot server` whose
 // config holds every destructive change (approvals.destructiveThreshold: 0): a delete is held,
 // the requester cannot approve it, a second admin can, and the host is then deleted.
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateToken } from '../src/model/api-token.js';
+import { hashToken } from '../src/server/auth/tokens.js';
+import { openStore } from '../src/store/open-store.js';
 import { ensureBuilt, FAST_SERVER_CONFIG, runIngot, startIngotServer, type CliResult, type IngotServerProcess } from './support/ingot-process.js';
 
 describe('ingot approval against ingot server', () => {
@@ -58,9 +62,35 @@ describe('ingot approval against ingot server', () => {
     expect(self.code).toBe(1);
     expect(self.stderr).toContain('you cannot approve your own request');
 
-    const created = await ingot(['token', 'create', '--role', 'platform-admin', '--description', 'second admin', '--expires-in', '1d'], admin);
+    // A token the first admin mints acts for the first admin, so it cannot approve either.
+    const created = await ingot(['token', 'create', '--role', 'platform-admin', '--description', 'same person', '--expires-in', '1d'], admin);
     expect(created.code, created.stderr).toBe(0);
-    const second = { INGOT_SERVER: server.apiUrl, INGOT_TOKEN: /^(ingot_\S+)$/m.exec(created.stdout)![1]! };
+    const samePerson = { INGOT_SERVER: server.apiUrl, INGOT_TOKEN: /^(ingot_\S+)$/m.exec(created.stdout)![1]! };
+    const refused = await ingot(['approval', 'approve', id!], samePerson);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('another token of the same person');
+
+    // A second person: without OIDC, the operator with access to the database issues it (the
+    // API cannot: an admin minting "another person" would defeat the rule).
+    const secondToken = generateToken();
+    const store = await openStore({ database: join(work, 'data', 'ingot.db') });
+    try {
+      await store.createToken({
+        id: randomUUID(),
+        hash: hashToken(secondToken),
+        description: 'second admin',
+        roles: ['platform-admin'],
+        project: '',
+        type: 'api',
+        hostUid: '',
+        expiresAt: Date.now() + 86_400_000,
+        createdAt: new Date().toISOString(),
+        principal: 'second-admin',
+      });
+    } finally {
+      await store.close();
+    }
+    const second = { INGOT_SERVER: server.apiUrl, INGOT_TOKEN: secondToken };
     const approved = await ingot(['approval', 'approve', id!, '--reason', 'decommission'], second);
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toContain(`approval/${id} executed: host:delete on host/n1`);
