@@ -9,6 +9,9 @@ import { CliError } from '../cli-error.js';
 import type { CommandContext } from '../context.js';
 import { parseListen } from '../listen-address.js';
 
+/** How long a graceful shutdown may take before the process exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 60_000;
+
 const ROLES = ['all', 'api', 'conductor'] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -121,6 +124,13 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
       }
       stopping = true;
       ctx.err.write(`ingot: ${signal} received, shutting down (again to force)\n`);
+      // A referenced timer keeps the process alive while the shutdown waits on timers that are
+      // not referenced (loops sleeping between passes): without it Node could find nothing left
+      // to wait for and exit with 13 before close() settles. It also bounds a shutdown that hangs.
+      const deadline = setTimeout(() => {
+        ctx.err.write(`ingot: shutdown did not finish within ${SHUTDOWN_DEADLINE_MS / 1000} s; exiting\n`);
+        process.exit(1);
+      }, SHUTDOWN_DEADLINE_MS);
       server
         .close()
         .then(() => {
@@ -131,7 +141,8 @@ async function serverCommand(ctx: CommandContext, opts: ServerFlags): Promise<vo
           ctx.err.write(`ingot: error while shutting down: ${(err as Error)?.message ?? String(err)}\n`);
           process.exitCode = 1;
           resolveStop();
-        });
+        })
+        .finally(() => clearTimeout(deadline));
     };
     // SIGHUP reloads the policy file and the config file's alert rules; a bad file is refused
     // and what runs is kept.
